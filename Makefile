@@ -1,0 +1,47 @@
+# Every target bootstraps .venv (python3 -m venv + pip install -e '.[dev]') when it is missing
+# or older than pyproject.toml, so `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BENCH_OUT ?= benchmarks/out
+
+.PHONY: install run test lint bench bench-dtesn bench-cache bench-forecast bench-routing clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m echo_ray.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check echo_ray tests benchmarks
+
+bench: bench-dtesn bench-cache bench-forecast bench-routing
+
+bench-dtesn: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_dtesn.py --json $(BENCH_OUT)/dtesn.json
+
+bench-cache: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_cache.py --json $(BENCH_OUT)/cache.json
+
+bench-forecast: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_forecast.py --json $(BENCH_OUT)/forecast.json
+
+bench-routing: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_routing.py --json $(BENCH_OUT)/routing.json
+
+clean:
+	rm -rf $(VENV) $(BENCH_OUT) .pytest_cache
