@@ -49,6 +49,12 @@ class MembraneActor:
             merged.update(part)
         return self.tree.run(U, merged)
 
+    def encode(self, U: np.ndarray, *upstream: dict) -> dict:
+        merged = {}
+        for part in upstream:
+            merged.update(part)
+        return self.tree.encode(U, merged)
+
     def checkpoint(self) -> int:
         save_state(self.path, self.tree.get_state())
         return self.tree.steps
@@ -132,11 +138,7 @@ class DTESNSystem:
     def run(self, U) -> dict[int, np.ndarray]:
         """States (T, units) of every membrane for input U (T, input_dim); continues from the
         current state. Survives a membrane actor dying at any point."""
-        U = as_float_array("U", U, (1, 2))
-        U = U[:, None] if U.ndim == 1 else U
-        if U.shape[1] != self.spec.input_dim:
-            raise ValueError(f"U must have {self.spec.input_dim} features on its last axis, "
-                             f"got shape {U.shape}")
+        U = self._check(U)
         while True:
             try:
                 out = self._submit(U)
@@ -171,6 +173,34 @@ class DTESNSystem:
             for m, s in part.items():
                 out.setdefault(m, []).append(s)
         return {m: np.concatenate(out[m]) for m in sorted(out)}
+
+    def encode(self, U) -> dict[int, np.ndarray]:
+        """States of every membrane for U from the zero state, leaving the system's state
+        untouched (stateless requests: one sequence, one call per actor group)."""
+        U = self._check(U)
+        for attempt in range(3):
+            refs: list = [None] * len(self.groups)
+            for g in reversed(range(len(self.groups))):
+                ups = [refs[c] for c in self.child_groups[g]]
+                refs[g] = self.actors[g].encode.remote(U, *ups)
+            try:
+                out = {}
+                for part in ray.get(refs):
+                    out.update(part)
+                return dict(sorted(out.items()))
+            except (RayActorError, RayTaskError) as exc:
+                if not _recoverable(exc) or attempt == 2:
+                    raise
+                self._recover()
+        raise AssertionError("unreachable")
+
+    def _check(self, U) -> np.ndarray:
+        U = as_float_array("U", U, (1, 2))
+        U = U[:, None] if U.ndim == 1 else U
+        if U.shape[1] != self.spec.input_dim:
+            raise ValueError(f"U must have {self.spec.input_dim} features on its last axis, "
+                             f"got shape {U.shape}")
+        return U
 
     def _recover(self) -> None:
         """Wait for restarted actors, restore all groups to the checkpoint, replay the log."""

@@ -119,7 +119,8 @@ class MembraneTree:
         for i in self.members:
             leaf = not self.children[i]
             in_dim = len(self.channels[i]) if leaf else sum(self.units[c] for c in self.children[i])
-            kw = {"spectral_radius": 0.9, "density": min(1.0, max(0.1, 10 / self.units[i]))}
+            kw = {"spectral_radius": 0.9, "density": min(1.0, max(0.1, 10 / self.units[i])),
+                  "input_density": 1.0}
             kw.update(spec.reservoir)
             if not leaf:
                 kw["input_scaling"] = spec.coupling
@@ -158,6 +159,16 @@ class MembraneTree:
             states[i] = self.reservoirs[i].run(x)
         self.steps += len(U)
         return {i: states[i] for i in self.members}
+
+    def encode(self, U, upstream: dict[int, np.ndarray] | None = None) -> dict[int, np.ndarray]:
+        """Like `run`, but from the zero state and leaving the current state untouched, so
+        independent requests can share one tree."""
+        saved = self.get_state()
+        self.reset()
+        try:
+            return self.run(U, upstream)
+        finally:
+            self.set_state(saved)
 
     def get_state(self) -> dict:
         return {"steps": self.steps, "states": {i: self.reservoirs[i].state.copy() for i in self.members}}

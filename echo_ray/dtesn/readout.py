@@ -17,7 +17,8 @@ def _as_2d(name: str, value, dim: int | None = None) -> np.ndarray:
 
 
 class RidgeReadout:
-    """y = W x + b fitted in closed form: W = Y^T X (X^T X + ridge I)^-1 (bias not penalised)."""
+    """y = W x + b fitted in closed form on centred data: W = Yc^T Xc (Xc^T Xc + ridge I)^-1,
+    b = mean(y) - W mean(x) (the bias is not penalised)."""
 
     def __init__(self, ridge: float = 1e-6, fit_bias: bool = True, warmup: int = 0):
         self.ridge = positive("ridge", ridge, strict=False)
@@ -44,19 +45,18 @@ class RidgeReadout:
             X_parts.append(x[self.warmup:])
             Y_parts.append(y[self.warmup:])
         Xa, Ya = np.concatenate(X_parts), np.concatenate(Y_parts)
-        if self.fit_bias:
-            Xa = np.hstack([Xa, np.ones((len(Xa), 1))])
-        reg = self.ridge * np.eye(Xa.shape[1])
-        if self.fit_bias:
-            reg[-1, -1] = 0.0
-        A = Xa.T @ Xa + reg
-        B = Xa.T @ Ya
+        # The unpenalised bias is solved by centring, which also conditions X^T X better.
+        x_mean = Xa.mean(axis=0) if self.fit_bias else np.zeros(Xa.shape[1])
+        y_mean = Ya.mean(axis=0) if self.fit_bias else np.zeros(Ya.shape[1])
+        Xc, Yc = Xa - x_mean, Ya - y_mean
+        A = Xc.T @ Xc + self.ridge * np.eye(Xc.shape[1])
+        B = Xc.T @ Yc
         try:
             sol = linalg.solve(A, B, assume_a="pos")
         except (linalg.LinAlgError, ValueError):
             sol = linalg.lstsq(A, B)[0]
-        self.W = sol[:-1].T if self.fit_bias else sol.T
-        self.b = sol[-1] if self.fit_bias else np.zeros(Ya.shape[1])
+        self.W = sol.T
+        self.b = y_mean - x_mean @ sol
         return self
 
     @property

@@ -96,7 +96,8 @@ class Reservoir:
         W = W * (spectral_radius / spectral_radius_of_or_raise(W))
         self.W = W.tocsr()
         mask = in_rng.random((units, input_dim)) < input_density
-        mask[~mask.any(axis=1), in_rng.integers(input_dim)] = True  # every unit gets some input
+        unread = ~mask.any(axis=0)  # every input feature reaches at least one unit
+        mask[in_rng.integers(units, size=int(unread.sum())), np.flatnonzero(unread)] = True
         self.W_in = np.where(mask, in_rng.choice([-1.0, 1.0], size=(units, input_dim)), 0.0)
         self.W_in *= input_scaling
         self.bias = b_rng.uniform(-1, 1, units) * bias_scaling

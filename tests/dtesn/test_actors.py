@@ -76,3 +76,19 @@ def test_resize_keeps_state(system):
     system.resize(2)
     assert system.n_actors == 2
     np.testing.assert_allclose(system.run(U(40, 7))[0], tree.run(U(40, 7))[0], atol=1e-12)
+
+
+def test_encode_is_stateless_and_matches_local_engine(system):
+    from echo_ray.dtesn.engine import LocalEngine
+
+    system.run(U(50, 8))
+    before = system.steps
+    enc = system.encode(U(30, 9))
+    local = LocalEngine(SPEC).encode(U(30, 9))
+    assert system.steps == before
+    for m in local:
+        np.testing.assert_allclose(enc[m], local[m], atol=1e-12)
+    # the system's own state was left alone
+    tree = MembraneTree(SPEC)
+    tree.run(U(50, 8))
+    np.testing.assert_allclose(system.run(U(10, 10))[0], tree.run(U(10, 10))[0], atol=1e-12)

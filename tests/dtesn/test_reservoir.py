@@ -89,7 +89,7 @@ def test_rls_converges_to_the_same_map():
 def test_mackey_glass_and_narma_are_learnable():
     x = scale_to_unit(mackey_glass(2200))
     assert x.min() == -1 and x.max() == 1
-    r = Reservoir(200, spectral_radius=1.25, leak_rate=0.3, seed=0)
+    r = Reservoir(200, spectral_radius=1.25, leak_rate=0.3, input_density=1.0, seed=0)
     S = r.run(x[:-1])
     ro = RidgeReadout(1e-6, warmup=100).fit(S[:1800], x[1:1801])
     assert nrmse(x[1801:], ro.predict(S[1800:])) < 0.01
