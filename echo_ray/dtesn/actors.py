@@ -40,14 +40,21 @@ class MembraneActor:
         if saved is not None:  # restarted (or reattached): resume from the last checkpoint
             self.tree.set_state(saved)
 
-    def process(self, U: np.ndarray, expected_steps: int, *upstream: dict) -> dict:
+    @ray.method(num_returns=2)
+    def process(self, U: np.ndarray, expected_steps: int, keep: list[int] | None,
+                *upstream: dict) -> tuple[dict, dict]:
+        """Run a chunk. Returns (the head membrane's states, which the parent group reads;
+        the states of the members in `keep` (None = all) other than the head)."""
         if self.tree.steps != expected_steps:
             raise StaleStateError(f"membranes {self.tree.members} are at step {self.tree.steps}, "
                                   f"expected {expected_steps}")
         merged = {}
         for part in upstream:
             merged.update(part)
-        return self.tree.run(U, merged)
+        out = self.tree.run(U, merged)
+        head = self.tree.members[0]
+        rest = {m: s for m, s in out.items() if m != head and (keep is None or m in keep)}
+        return {head: out[head]}, rest
 
     def encode(self, U: np.ndarray, *upstream: dict) -> dict:
         merged = {}
@@ -135,13 +142,15 @@ class DTESNSystem:
         self._log.clear()
 
     # -- running ---------------------------------------------------------------------------
-    def run(self, U) -> dict[int, np.ndarray]:
-        """States (T, units) of every membrane for input U (T, input_dim); continues from the
-        current state. Survives a membrane actor dying at any point."""
+    def run(self, U, members: list[int] | str = "all") -> dict[int, np.ndarray]:
+        """States (T, units) for input U (T, input_dim) of every membrane, or of `members`
+        ("root" = [0]); continues from the current state. Survives a membrane actor dying at
+        any point. Asking for fewer membranes moves less data out of the actors."""
         U = self._check(U)
+        keep = None if members == "all" else [0] if members == "root" else list(members)
         while True:
             try:
-                out = self._submit(U)
+                out = self._submit(U, keep)
                 break
             except (RayActorError, RayTaskError) as exc:
                 if not _recoverable(exc):
@@ -151,17 +160,19 @@ class DTESNSystem:
         self.steps += len(U)
         return out
 
-    def _submit(self, U: np.ndarray) -> dict[int, np.ndarray]:
-        chunk_refs = []
+    def _submit(self, U: np.ndarray, keep: list[int] | None = None) -> dict[int, np.ndarray]:
+        wanted = []
         for start in range(0, len(U), self.chunk_size):
             Uc = ray.put(U[start:start + self.chunk_size])
-            refs: list = [None] * len(self.groups)
+            heads: list = [None] * len(self.groups)
             for g in reversed(range(len(self.groups))):  # children groups have larger indices
-                ups = [refs[c] for c in self.child_groups[g]]
-                refs[g] = self.actors[g].process.remote(Uc, self.steps + start, *ups)
-            chunk_refs.append(refs)
+                ups = [heads[c] for c in self.child_groups[g]]
+                heads[g], rest = self.actors[g].process.remote(Uc, self.steps + start, keep, *ups)
+                wanted.append(rest)
+                if keep is None or self.groups[g][0] in keep:
+                    wanted.append(heads[g])
         parts, first_error = [], None
-        for ref in (r for refs in chunk_refs for r in refs):  # get each, so none goes unhandled
+        for ref in wanted:  # get each, so that no error goes unhandled
             try:
                 parts.append(ray.get(ref))
             except (RayActorError, RayTaskError) as exc:
@@ -169,7 +180,7 @@ class DTESNSystem:
         if first_error is not None:
             raise first_error
         out: dict[int, list] = {}
-        for part in parts:
+        for part in parts:  # in chunk order
             for m, s in part.items():
                 out.setdefault(m, []).append(s)
         return {m: np.concatenate(out[m]) for m in sorted(out)}
@@ -216,7 +227,7 @@ class DTESNSystem:
         self.steps -= sum(len(u) for u in self._log)
         log, self._log = self._log, []
         for U in log:
-            self._submit(U)
+            self._submit(U, keep=[])
             self._log.append(U)
             self.steps += len(U)
 

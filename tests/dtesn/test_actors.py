@@ -92,3 +92,9 @@ def test_encode_is_stateless_and_matches_local_engine(system):
     tree = MembraneTree(SPEC)
     tree.run(U(50, 8))
     np.testing.assert_allclose(system.run(U(10, 10))[0], tree.run(U(10, 10))[0], atol=1e-12)
+
+
+def test_run_can_return_only_the_root(system):
+    out = system.run(U(150, 11), members="root")
+    assert list(out) == [0]
+    np.testing.assert_allclose(out[0], MembraneTree(SPEC).run(U(150, 11))[0], atol=1e-12)
