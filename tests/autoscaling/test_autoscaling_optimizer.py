@@ -1,0 +1,306 @@
+"""ScalingOptimizer: triggers, cooldowns on the sample clock, bounds, predictive sizing, records."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from echo_ray.autoscaling import (
+    Forecast,
+    Sample,
+    ScalingConfig,
+    ScalingOptimizer,
+    SimpleExponentialSmoothing,
+)
+
+BASE = {"t": 0.0, "request_rate": 1.0, "utilisation": 0.5, "replicas": 10}
+
+
+def sample(**kw) -> Sample:
+    return Sample(**{**BASE, **kw})
+
+
+def optimizer(**cfg) -> ScalingOptimizer:
+    """Capacity configured high so the predictive need (tiny rate) never interferes."""
+    settings = {"min_instances": 1, "max_instances": 100, "replica_capacity_rps": 1000.0,
+                **cfg}
+    return ScalingOptimizer(ScalingConfig(**settings))
+
+
+# ---- scale-up triggers ------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, trigger, desired", [
+    ({"utilisation": 0.9}, "utilisation", 13),  # ceil(10 * 0.9 / 0.7)
+    ({"p95_latency_ms": 450.0}, "p95_latency", 11),  # at least one more
+    ({"error_rate": 0.06}, "error_rate", 11),
+    ({"queue_length": 51.0}, "queue_length", 11),
+])
+def test_each_trigger_scales_up(kw, trigger, desired):
+    d = optimizer().step(sample(**kw))
+    assert d.action == "scale_up" and d.triggers == (trigger,)
+    assert d.desired_replicas == desired and d.reactive_need == desired
+
+
+def test_thresholds_are_strict_and_quiet_normal_load_holds():
+    d = optimizer().step(sample(utilisation=0.8, p95_latency_ms=400.0, error_rate=0.05,
+                                queue_length=50.0))
+    assert d.action == "hold" and d.triggers == () and d.blocked_by is None
+
+
+def test_multiple_triggers_are_all_recorded():
+    d = optimizer().step(sample(utilisation=0.95, p95_latency_ms=900.0, queue_length=80.0))
+    assert set(d.triggers) == {"utilisation", "p95_latency", "queue_length"}
+    assert d.desired_replicas == 14  # ceil(10 * 0.95 / 0.7)
+
+
+# ---- cooldowns on the samples' clock ------------------------------------------------------
+def test_scale_up_cooldown_runs_on_the_sample_clock():
+    opt = optimizer(scale_up_cooldown_s=30.0)
+    t0 = 1.0e9  # far from the wall clock; the whole test takes milliseconds
+    assert opt.step(sample(t=t0, utilisation=0.9)).action == "scale_up"
+    d = opt.step(sample(t=t0 + 29.0, utilisation=0.9, replicas=13))
+    assert d.action == "hold" and d.blocked_by == "scale_up_cooldown"
+    assert d.triggers == ("utilisation",)
+    d = opt.step(sample(t=t0 + 30.0, utilisation=0.9, replicas=13))
+    assert d.action == "scale_up" and d.desired_replicas == 17  # ceil(13 * 0.9 / 0.7)
+
+
+def test_scale_down_needs_a_sustained_quiet_spell():
+    opt = optimizer(scale_down_window_s=60.0, scale_down_cooldown_s=0.0)
+    quiet = {"utilisation": 0.1, "p95_latency_ms": 50.0}
+    for t in range(0, 60, 10):
+        d = opt.step(sample(t=float(t), **quiet))
+        assert d.action == "hold", t
+    d = opt.step(sample(t=60.0, **quiet))
+    assert d.action == "scale_down" and d.desired_replicas == 2  # ceil(10 * 0.1 / 0.7)
+    assert "sustained_low_load" in d.triggers
+
+
+@pytest.mark.parametrize("breaker", [
+    {"utilisation": 0.35},  # above SCALE_DOWN_THRESHOLD
+    {"p95_latency_ms": 250.0},  # not well inside the 400 ms target (limit 200 ms)
+    {"error_rate": 0.02},  # not well inside the 5% limit (limit 1%)
+])
+def test_one_busy_sample_restarts_the_quiet_spell(breaker):
+    opt = optimizer(scale_down_window_s=60.0, scale_down_cooldown_s=0.0)
+    quiet = {"utilisation": 0.1, "p95_latency_ms": 50.0}
+    for t in range(0, 50, 10):
+        opt.step(sample(t=float(t), **quiet))
+    opt.step(sample(t=50.0, **{**quiet, **breaker}))
+    for t in range(60, 110, 10):
+        assert opt.step(sample(t=float(t), **quiet)).action == "hold", t
+    assert opt.quiet_for() == 40.0
+    assert opt.step(sample(t=120.0, **quiet)).action == "scale_down"
+
+
+def test_scale_down_cooldown_counts_from_the_last_change():
+    opt = optimizer(scale_down_window_s=0.0, scale_down_cooldown_s=120.0)
+    assert opt.step(sample(t=0.0, utilisation=0.9)).action == "scale_up"
+    quiet = {"utilisation": 0.1, "replicas": 13}
+    d = opt.step(sample(t=100.0, **quiet))
+    assert d.action == "hold" and d.blocked_by == "scale_down_cooldown"
+    assert d.desired_replicas == 13
+    d = opt.step(sample(t=120.0, **quiet))
+    assert d.action == "scale_down" and d.desired_replicas == 2
+    d = opt.step(sample(t=130.0, utilisation=0.1, replicas=2))
+    assert d.blocked_by == "scale_down_cooldown"  # 2 -> 1 waits for the cooldown again
+    assert d.desired_replicas == 2 and d.previous_target == 2
+
+
+# ---- bounds ---------------------------------------------------------------------------------------
+def test_max_instances_caps_the_target():
+    opt = optimizer(max_instances=12, scale_up_cooldown_s=0.0)
+    d = opt.step(sample(t=0.0, utilisation=0.99))
+    assert d.desired_replicas == 12 and d.reactive_need == 15
+    d = opt.step(sample(t=1.0, utilisation=0.99, replicas=12))
+    assert d.action == "hold" and d.blocked_by == "max_instances"
+
+
+def test_min_instances_floor_applies_even_when_idle():
+    opt = optimizer(min_instances=3, scale_down_window_s=0.0, scale_down_cooldown_s=0.0)
+    d = opt.step(sample(utilisation=0.0, p95_latency_ms=0.0))
+    assert d.action == "scale_down" and d.desired_replicas == 3
+
+
+def test_running_counts_outside_the_bounds_are_corrected():
+    d = optimizer(min_instances=2, max_instances=8).step(sample(replicas=0, utilisation=0.0))
+    assert d.action == "scale_up" and d.desired_replicas == 2 and "min_instances" in d.triggers
+    d = optimizer(min_instances=2, max_instances=8).step(sample(replicas=20))
+    assert d.action == "scale_down" and d.desired_replicas == 8 and "max_instances" in d.triggers
+
+
+# ---- the target is held ---------------------------------------------------------------------
+def test_target_is_held_while_new_replicas_start():
+    """During the cooldown the samples still show the old count: the target must not drop."""
+    opt = optimizer(scale_up_cooldown_s=30.0)
+    assert opt.step(sample(t=0.0, utilisation=0.9)).desired_replicas == 13
+    for t in (1.0, 10.0, 20.0):  # replicas still starting: 10 running, still busy
+        d = opt.step(sample(t=t, utilisation=0.9))
+        assert d.desired_replicas == 13 and d.action == "hold" and d.previous_target == 13
+        assert d.current_replicas == 10
+    d = opt.step(sample(t=25.0, utilisation=0.6, replicas=13))
+    assert d.desired_replicas == 13 and d.action == "hold" and d.blocked_by is None
+
+
+def test_asking_again_without_a_new_sample_repeats_the_decision():
+    opt = optimizer()
+    first = opt.step(sample(utilisation=0.9))
+    assert opt.recommend() is first and opt.recommend() is first
+    assert len(opt.decisions) == 1
+
+
+# ---- predictive need ----------------------------------------------------------------------------
+def _steady(opt, rate, replicas, utilisation, n=40):
+    d = None
+    for t in range(n):
+        d = opt.step(Sample(t=float(t), request_rate=rate + (t % 3 - 1) * 0.01 * rate,
+                            utilisation=utilisation, replicas=replicas))
+    return d
+
+
+def test_predictive_target_scales_with_the_current_size():
+    """Upstream's bug: the predictive target ignored the scale and always said 1-3 replicas."""
+    cfg = ScalingConfig(max_instances=1000, scale_down_window_s=1e9)
+    small = _steady(ScalingOptimizer(cfg), rate=100.0, replicas=10, utilisation=0.5)
+    large = _steady(ScalingOptimizer(cfg), rate=400.0, replicas=40, utilisation=0.5)
+    # measured capacity: 100 / (10 * 0.5) = 20 rps per replica, the same at both sizes
+    assert small.capacity_source == "measured" and small.capacity_rps == pytest.approx(20.0)
+    assert large.capacity_rps == pytest.approx(20.0)
+    # need ~ upper / (20 * 0.7): ~101 rps -> 8 replicas, ~404 rps -> 29 replicas
+    assert 8 <= small.predictive_need <= 9
+    assert 29 <= large.predictive_need <= 31
+    assert large.predictive_need / small.predictive_need == pytest.approx(4.0, rel=0.15)
+    # and the reactive need scales with the current size as well
+    assert optimizer().step(sample(replicas=40, utilisation=0.9)).desired_replicas == 52
+
+
+def test_forecast_scales_up_before_the_load_arrives():
+    """A ramp that will exceed capacity within the lead time triggers only on the forecast."""
+    opt = ScalingOptimizer(ScalingConfig(replica_capacity_rps=10.0, lead_time_s=10.0,
+                                         max_instances=50, scale_down_window_s=1e9))
+    decisions = []
+    for t in range(80):
+        rate = 30.0 + 0.5 * t  # 30 -> 69.5 rps; 10 replicas of 10 rps stay below 80% busy
+        decisions.append(opt.step(Sample(t=float(t), request_rate=rate,
+                                         utilisation=rate / 100.0, replicas=10)))
+    ups = [d for d in decisions if d.action == "scale_up"]
+    assert ups, "the ramp should have been forecast"
+    first = ups[0]
+    assert first.triggers == ("forecast",) and first.sample.utilisation < 0.8
+    assert first.horizon_steps == 11  # 10 s lead at 1 s steps, from the last complete step
+    assert first.forecast.upper > 70.0  # beyond 10 replicas x 10 rps x 0.7
+    assert first.predictive_need == first.desired_replicas > 10
+
+
+def test_forecast_override_drives_the_target_both_ways():
+    opt = ScalingOptimizer(ScalingConfig(replica_capacity_rps=10.0, max_instances=30,
+                                         scale_down_window_s=10.0, scale_down_cooldown_s=0.0))
+    opt.set_forecast_override(Forecast(point=180.0, lower=170.0, upper=200.0, horizon=1,
+                                       coverage=0.8, n_residuals=0, calibrated=True))
+    d = opt.step(Sample(t=0.0, request_rate=20.0, utilisation=0.5, replicas=4))
+    assert d.action == "scale_up" and d.desired_replicas == 29  # ceil(200 / 7)
+    assert d.forecast_source == "override" and d.triggers == ("forecast",)
+    opt.set_forecast_override(Forecast(point=10.0, lower=8.0, upper=12.0, horizon=1,
+                                       coverage=0.8, n_residuals=0, calibrated=True))
+    for t in (1.0, 5.0):
+        assert opt.step(Sample(t=t, request_rate=10.0, utilisation=0.05,
+                               replicas=29)).action == "hold"
+    d = opt.step(Sample(t=11.0, request_rate=10.0, utilisation=0.05, replicas=29))
+    assert d.action == "scale_down" and d.desired_replicas == 3  # max(ceil(29*.05/.7), 2)
+
+
+def test_no_predictive_need_until_the_forecaster_is_calibrated():
+    opt = ScalingOptimizer(ScalingConfig(replica_capacity_rps=10.0, lead_time_s=0.0),
+                           forecaster=SimpleExponentialSmoothing(min_residuals=5))
+    for t in range(6):  # 6 samples -> 5 complete steps -> 4 one-step errors
+        d = opt.step(Sample(t=float(t), request_rate=50.0, utilisation=0.5, replicas=10))
+        assert d.predictive_need is None and d.forecast_source == "none"
+    d = opt.step(Sample(t=6.0, request_rate=50.0, utilisation=0.5, replicas=10))
+    assert d.horizon_steps == 1 and d.forecast.calibrated
+    assert d.predictive_need == 8  # ceil(50 / (10 * 0.7))
+
+
+def test_forecaster_steps_are_fixed_on_the_sample_clock():
+    """Many samples per step are averaged; steps without samples are interpolated."""
+    fc = SimpleExponentialSmoothing(alpha=1.0, max_horizon=2)  # point = last value fed
+    opt = ScalingOptimizer(ScalingConfig(forecast_step_s=1.0), forecaster=fc)
+    for i in range(10):  # ten samples at 10 Hz within step 0
+        opt.observe(sample(t=0.1 * i, request_rate=float(i)))
+    assert fc.n_observations == 0
+    opt.observe(sample(t=1.05, request_rate=100.0))  # completes step 0: mean 4.5
+    assert fc.n_observations == 1 and fc.point(1) == pytest.approx(4.5)
+    opt.observe(sample(t=4.2, request_rate=20.0))  # step 1 done (100); steps 2, 3 missing
+    assert fc.n_observations == 4
+    assert sorted(fc.residuals(1)) == pytest.approx(sorted([95.5, -26.6666667, -26.6666667]))
+    assert fc.point(1) == pytest.approx(100.0 + (20.0 - 100.0) * 2 / 3)
+
+
+# ---- the record ---------------------------------------------------------------------------
+def test_decision_records_inputs_forecast_trigger_cost_and_roi():
+    opt = ScalingOptimizer(ScalingConfig(replica_capacity_rps=10.0, max_instances=40))
+    for t in range(30):
+        d = opt.step(Sample(t=float(t), request_rate=95.0 + (t % 2), utilisation=0.95,
+                            replicas=10, p95_latency_ms=900.0, ongoing_requests=40.0))
+        if d.action == "scale_up":
+            break
+    rec = json.loads(json.dumps(d.to_dict()))  # plain JSON all the way down
+    assert rec["sample"]["p95_latency_ms"] == 900.0 and rec["sample"]["replicas"] == 10
+    assert set(rec["triggers"]) >= {"utilisation", "p95_latency"}
+    assert rec["forecast"] is None or rec["forecast"]["lower"] <= rec["forecast"]["upper"]
+    cost = rec["cost"]
+    assert cost["current_replicas"] == 10 and cost["desired_replicas"] == rec["desired_replicas"]
+    # 10 replicas x 10 rps at ~95 rps break the 400 ms p95; the new size does not
+    assert cost["p_violation_current"] == 1.0 and cost["p_violation_desired"] == 0.0
+    extra = rec["desired_replicas"] - 10
+    assert cost["cost"] == pytest.approx(extra * 300 / 3600 * 0.096)
+    assert rec["roi"] == cost["roi"] > 0 and rec["verdict"] == "recommended"
+    assert opt.history()[-1] == d.to_dict() and len(opt.decisions) >= 1
+
+
+def test_history_is_bounded():
+    opt = ScalingOptimizer(ScalingConfig(replica_capacity_rps=10.0), history=5)
+    for t in range(12):
+        opt.step(sample(t=float(t)))
+    assert len(opt.decisions) == 5 and opt.decisions[0].t == 7.0
+
+
+# ---- config and input checks ------------------------------------------------------------------
+def test_config_from_env_reads_the_documented_names():
+    env = {"SCALE_UP_THRESHOLD": "0.85", "SCALE_DOWN_THRESHOLD": "0.2", "MIN_INSTANCES": "2",
+           "MAX_INSTANCES": "7", "TARGET_LATENCY_MS": "250", "SCALE_UP_COOLDOWN_S": "15",
+           "REPLICA_CAPACITY_RPS": "", "UNRELATED": "x"}
+    cfg = ScalingConfig.from_env(env)
+    assert (cfg.scale_up_threshold, cfg.scale_down_threshold) == (0.85, 0.2)
+    assert (cfg.min_instances, cfg.max_instances) == (2, 7)
+    assert cfg.target_latency_ms == 250.0 and cfg.scale_up_cooldown_s == 15.0
+    assert cfg.replica_capacity_rps is None and cfg.target_utilisation == 0.7
+    pref = ScalingConfig.from_env({"AGENTS_MAX_INSTANCES": "4"}, prefix="AGENTS_",
+                                  resource_type="agent")
+    assert pref.max_instances == 4 and pref.resource_type == "agent"
+    assert ScalingConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: ScalingConfig.from_env({"MIN_INSTANCES": "two"}), "MIN_INSTANCES"),
+    (lambda: ScalingConfig(min_instances=5, max_instances=3), "max_instances"),
+    (lambda: ScalingConfig(scale_up_threshold=1.5), "scale_up_threshold"),
+    (lambda: ScalingConfig(target_utilisation=0.9), "target_utilisation"),
+    (lambda: ScalingConfig(scale_up_cooldown_s=-1.0), "scale_up_cooldown_s"),
+    (lambda: ScalingConfig.from_dict({"max_replicas": 3}), "unknown"),
+    (lambda: Sample(t=0.0, request_rate=-1.0, utilisation=0.5, replicas=1), "request_rate"),
+    (lambda: Sample(t=0.0, request_rate=1.0, utilisation=0.5, replicas=1.5), "replicas"),
+    (lambda: Sample(t=0.0, request_rate=1.0, utilisation=0.5, replicas=1, error_rate=2.0),
+     "error_rate"),
+    (lambda: ScalingOptimizer().recommend(), "observe"),
+    (lambda: ScalingOptimizer(config={"min_instances": 1}), "config"),
+])
+def test_bad_input_raises_value_error(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_samples_must_not_go_back_in_time():
+    opt = optimizer()
+    opt.observe(sample(t=10.0))
+    with pytest.raises(ValueError, match="backwards"):
+        opt.observe(sample(t=9.0))
