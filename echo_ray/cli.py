@@ -1,0 +1,28 @@
+"""The `echo-ray` command line (typer)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="echo-ray: Deep Tree Echo State Networks served at scale on Ray.",
+                  no_args_is_help=True)
+
+
+@app.command()
+def serve() -> None:
+    """Deploy the cognitive API on the Ray cluster at RAY_ADDRESS (or a new local one)."""
+    from echo_ray.launch import main
+
+    main()
+
+
+@app.command()
+def demo() -> None:
+    """Train a DTESN on Mackey-Glass on Ray actors and print the NRMSE."""
+    from echo_ray.demo import main
+
+    main()
+
+
+if __name__ == "__main__":
+    app()
