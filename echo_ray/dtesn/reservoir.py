@@ -132,19 +132,25 @@ class Reservoir:
         return self._run(U, x0)
 
     def _recurrent(self, batched: bool):
-        """The product W x for one state (units,) or a batch (B, units)."""
+        """f(x, d) = W x + d for one state (units,) or a batch (B, units), as a new array."""
         if self._W_dense is not None:
             WT = np.ascontiguousarray(self._W_dense.T)
-            return (lambda s: s @ WT) if batched else (lambda s: self._W_dense @ s)
+            Wd = self._W_dense
+
+            def dense(s, d):
+                out = s @ WT if batched else Wd @ s
+                out += d
+                return out
+            return dense
         W = self.W
         if batched:
-            return lambda s: (W @ s.T).T
+            return lambda s, d: (W @ s.T).T + d
         if _csr_matvec is None:
-            return lambda s: W @ s
+            return lambda s, d: W @ s + d
         n, ptr, idx, val = W.shape[0], W.indptr, W.indices, W.data
 
-        def matvec(s):  # scipy's own kernel without its per-call dispatch overhead
-            y = np.zeros(n)
+        def matvec(s, d):  # scipy's own kernel, accumulating W x straight into a copy of d
+            y = d.copy()
             _csr_matvec(n, n, ptr, idx, val, s, y)
             return y
         return matvec
@@ -163,8 +169,7 @@ class Reservoir:
         a = self.leak_rate
         if self.mode == "discrete":
             for t in range(T):
-                pre = recur(x)
-                pre += drive[t]
+                pre = recur(x, drive[t])
                 xt = out[t]  # write the new state straight into the output
                 np.tanh(pre, out=xt)
                 if a != 1.0:
@@ -183,7 +188,7 @@ class Reservoir:
                     for j in range(i):
                         if A[i, j]:
                             xi = xi + (h * A[i, j]) * k[j]
-                    k.append(a * (np.tanh(d + recur(xi)) - xi))
+                    k.append(a * (np.tanh(recur(xi, d)) - xi))
                 x = x + h * sum(bw[i] * k[i] for i in range(s) if bw[i])
                 if noise is not None:
                     x += noise[t]
