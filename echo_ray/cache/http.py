@@ -14,7 +14,6 @@ actor is gone). Bodies, keys and tag lists are bounded. The router validates
 its own input (no app-level exception handlers needed), so any app can mount it.
 """
 
-from __future__ import annotations
 
 import functools
 import math

@@ -1,0 +1,157 @@
+"""EchoRequestRouter on a real local Serve app (3 replicas behind the HTTP proxy)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import ray
+from ray import serve
+from starlette.requests import Request
+
+from echo_ray.routing.router import request_router_config
+from echo_ray.routing.stats import RoutingStatsMixin
+
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(90)]
+
+
+@ray.remote(num_cpus=0)
+class Gate:
+    """Holds requests until the test opens it; records which replica is holding."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.opened = asyncio.Event()
+        self.holder: str | None = None
+
+    async def hold(self, replica: str) -> None:
+        self.holder = replica
+        await self.opened.wait()
+
+    def get_holder(self) -> str | None:
+        return self.holder
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+@serve.deployment(num_replicas=3, max_ongoing_requests=8, ray_actor_options={"num_cpus": 0},
+                  health_check_period_s=60.0)
+class Probe(RoutingStatsMixin):
+    """Answers with its replica id; `?hold` parks on the gate, `?down` breaks a dependency."""
+
+    def __init__(self, gate=None) -> None:
+        self.replica = serve.get_replica_context().replica_id.unique_id
+        self.gate = gate
+        self.down = False
+
+    def dependency_problem(self) -> str | None:
+        return "test marked a dependency down" if self.down else None
+
+    async def __call__(self, request: Request) -> dict:
+        with self.replica_stats.track():
+            health = "ok"
+            if "hold" in request.query_params:
+                await self.gate.hold.remote(self.replica)
+            if "down" in request.query_params:
+                self.down = True
+                try:
+                    await self.check_health()
+                except RuntimeError as exc:
+                    health = str(exc)
+            return {"replica": self.replica, "health": health}
+
+
+def wait_until(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@pytest.fixture
+def deploy(serve_session):
+    """Deploy Probe under a unique name/prefix; yields an httpx client; deletes the app."""
+    deployed: list[str] = []
+    clients: list[httpx.Client] = []
+
+    def _deploy(strategy: str, *, gate=None, stats_period_s: float = 1.0) -> httpx.Client:
+        name = f"routing_{strategy}_{uuid.uuid4().hex[:8]}"
+        config = request_router_config(strategy, stats_period_s=stats_period_s, seed=0)
+        serve.run(Probe.options(request_router_config=config).bind(gate), name=name,
+                  route_prefix=f"/{name}")
+        deployed.append(name)
+        client = httpx.Client(base_url=f"{serve_session}/{name}", timeout=30.0)
+        clients.append(client)
+        # Wait until the proxy's router has seen every replica.
+        seen: set[str] = set()
+        wait_until(lambda: seen.add(replica_of(client)) or len(seen) == 3, 30.0,
+                   "all 3 replicas to answer")
+        return client
+
+    yield _deploy
+    for client in clients:
+        client.close()
+    for name in deployed:
+        serve.delete(name)
+
+
+def replica_of(client: httpx.Client, params: dict | None = None) -> str:
+    response = client.get("/", params=params)
+    response.raise_for_status()
+    return response.json()["replica"]
+
+
+def test_round_robin_visits_replicas_in_order(deploy):
+    client = deploy("round_robin")
+    visits = [replica_of(client) for _ in range(9)]
+    order = sorted(set(visits))
+    assert len(order) == 3
+    start = order.index(visits[0])
+    assert visits == [order[(start + i) % 3] for i in range(9)]
+
+
+def test_least_connections_sends_new_work_away_from_busy_replica(deploy):
+    gate = Gate.remote()
+    client = deploy("least_connections", gate=gate)
+    held: dict[str, str] = {}
+    holder_thread = threading.Thread(
+        target=lambda: held.update(replica=replica_of(client, {"hold": "1"})))
+    holder_thread.start()
+    try:
+        busy = wait_until(lambda: ray.get(gate.get_holder.remote()), 30.0,
+                          "a replica to hold the request")
+        visits = [replica_of(client) for _ in range(20)]
+    finally:
+        gate.open.remote()
+        holder_thread.join(timeout=30.0)
+    assert held["replica"] == busy
+    assert busy not in visits
+    assert len(set(visits)) == 2  # the two idle replicas share the new work
+
+
+def test_replica_failing_check_health_stops_receiving_requests(deploy):
+    # Serve's own health check (every 60 s here) would replace the replica much later;
+    # this checks that our router stops using it as soon as its stats say unhealthy.
+    client = deploy("round_robin", stats_period_s=0.2)
+    response = client.get("/", params={"down": "1"})
+    response.raise_for_status()
+    sick, health = response.json()["replica"], response.json()["health"]
+    assert "test marked a dependency down" in health  # its check_health now fails
+
+    streak = {"clean": 0}
+
+    def avoided_for_a_while() -> bool:
+        streak["clean"] = 0 if replica_of(client) == sick else streak["clean"] + 1
+        return streak["clean"] >= 12
+
+    wait_until(avoided_for_a_while, 30.0, "the router to stop sending to the sick replica")
+    # Round-robin over the remaining two; with the sick one included it would be every 3rd.
+    assert sick not in {replica_of(client) for _ in range(6)}
