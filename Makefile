@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_OUT ?= benchmarks/out
 
-.PHONY: install run test lint bench bench-dtesn bench-cache bench-forecast bench-routing clean
+.PHONY: install run stop demo test lint bench bench-dtesn bench-cache bench-forecast bench-routing clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+RAY_PORT ?= 6390
+
+# A local Ray cluster on an explicit port (dashboard and HTTP on 127.0.0.1 only), then the app.
 run: $(STAMP)
+	@$(BIN)/ray status --address=127.0.0.1:$(RAY_PORT) >/dev/null 2>&1 || \
+	  $(BIN)/ray start --head --port=$(RAY_PORT) --dashboard-host=127.0.0.1 --disable-usage-stats
+	RAY_ADDRESS=127.0.0.1:$(RAY_PORT) $(BIN)/python -m echo_ray.launch
+
+stop: $(STAMP)
+	-$(BIN)/ray stop
+
+demo: $(STAMP)
 	$(BIN)/python -m echo_ray.demo
 
 test: $(STAMP)

@@ -24,5 +24,13 @@ def demo() -> None:
     main()
 
 
+@app.command()
+def status(address: str = typer.Option(None, help="Ray address (default RAY_ADDRESS or auto)")) -> None:
+    """Applications, deployments, replicas with their routing stats, and each routing strategy."""
+    from echo_ray.status import main
+
+    main(address)
+
+
 if __name__ == "__main__":
     app()

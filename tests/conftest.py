@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+
+# One BLAS thread per process: on 2 shared cores, OpenBLAS's own threads fight each other
+# and Ray's workers (linear algebra measured 30-50x slower without this).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import sys
 from pathlib import Path
 
@@ -11,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from redis_server import RedisServer  # noqa: E402
 
+SINGLE_THREAD_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 TRACES = Path(os.environ.get("ECHO_RAY_TRACES", Path(__file__).parents[1] / ".." / "shared" / "traces"))
 
 
@@ -21,7 +27,7 @@ def ray_session():
 
     if not ray.is_initialized():
         ray.init(num_cpus=4, include_dashboard=False, namespace="echo_ray_tests",
-                 log_to_driver=False)
+                 log_to_driver=False, runtime_env={"env_vars": SINGLE_THREAD_BLAS})
     yield ray
     ray.shutdown()
 

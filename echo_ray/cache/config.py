@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from echo_ray.cache.eviction import POLICIES
 

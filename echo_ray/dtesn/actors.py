@@ -62,6 +62,16 @@ class MembraneActor:
             merged.update(part)
         return self.tree.encode(U, merged)
 
+    def encode_batch(self, Us: list, *upstream: list) -> list:
+        """`encode` for many sequences in one call; upstream[k][i] belongs to Us[i]."""
+        out = []
+        for i, U in enumerate(Us):
+            merged = {}
+            for part in upstream:
+                merged.update(part[i])
+            out.append(self.tree.encode(U, merged))
+        return out
+
     def checkpoint(self) -> int:
         save_state(self.path, self.tree.get_state())
         return self.tree.steps
@@ -199,6 +209,24 @@ class DTESNSystem:
                 for part in ray.get(refs):
                     out.update(part)
                 return dict(sorted(out.items()))
+            except (RayActorError, RayTaskError) as exc:
+                if not _recoverable(exc) or attempt == 2:
+                    raise
+                self._recover()
+        raise AssertionError("unreachable")
+
+    def encode_batch(self, Us: list) -> list[dict[int, np.ndarray]]:
+        """`encode` for many sequences (of any lengths) with one call per actor group."""
+        Us = [self._check(U) for U in Us]
+        for attempt in range(3):
+            refs: list = [None] * len(self.groups)
+            for g in reversed(range(len(self.groups))):
+                ups = [refs[c] for c in self.child_groups[g]]
+                refs[g] = self.actors[g].encode_batch.remote(Us, *ups)
+            try:
+                parts = ray.get(refs)
+                return [dict(sorted({m: s for p in parts for m, s in p[i].items()}.items()))
+                        for i in range(len(Us))]
             except (RayActorError, RayTaskError) as exc:
                 if not _recoverable(exc) or attempt == 2:
                     raise

@@ -85,6 +85,9 @@ def test_encode_is_stateless_and_matches_local_engine(system):
     before = system.steps
     enc = system.encode(U(30, 9))
     local = LocalEngine(SPEC).encode(U(30, 9))
+    batch = system.encode_batch([U(30, 9), U(12, 3)])
+    np.testing.assert_allclose(batch[0][0], local[0], atol=1e-12)
+    np.testing.assert_allclose(batch[1][4], LocalEngine(SPEC).encode(U(12, 3))[4], atol=1e-12)
     assert system.steps == before
     for m in local:
         np.testing.assert_allclose(enc[m], local[m], atol=1e-12)

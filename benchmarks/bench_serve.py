@@ -1,0 +1,117 @@
+"""The cognitive API's hot paths against a bare Serve no-op deployment, in one run.
+
+    python benchmarks/bench_serve.py --json benchmarks/out/serve.json
+
+Starts a local Ray cluster, deploys our app and a no-op deployment behind the same Serve HTTP
+proxy, and drives each with the same closed-loop async client (every client sends its next
+request when the previous one answers) at concurrency 8 and 32. Paths: `noop`; memory retrieve
+served from the result cache (`hit`); the same retrieve computed by the worker on the DTESN
+actors (`miss`, `options.cache=false`). Headline figures at concurrency 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+
+import httpx
+import numpy as np
+
+
+async def closed_loop(url: str, body: dict | None, concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        async def one_client():
+            nonlocal errors
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                r = await (client.post(url, json=body) if body is not None else client.get(url))
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    lat = np.array(latencies) * 1000
+    return {"rps": len(latencies) / wall, "p50": float(np.percentile(lat, 50)),
+            "p99": float(np.percentile(lat, 99)), "requests": len(latencies), "errors": errors}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--seconds", type=float, default=15.0, help="per path and concurrency")
+    args = ap.parse_args(argv)
+
+    import ray
+    from ray import serve
+
+    from echo_ray.app import build_app
+    from echo_ray.service.settings import ServiceSettings
+
+    data = tempfile.mkdtemp(prefix="echo-ray-bench-")
+    ray.init(include_dashboard=False, log_to_driver=False)
+    port = 8123
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+
+    @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+    class Noop:
+        async def __call__(self, request):
+            return {"ok": True}
+
+    serve.run(Noop.bind(), name="noop", route_prefix="/noop")
+    settings = ServiceSettings(session_dir=__import__("pathlib").Path(data) / "sessions")
+    serve.run(build_app(settings), name="echo", route_prefix="/")
+    base = f"http://127.0.0.1:{port}"
+    sid = httpx.post(f"{base}/v1/sessions").json()["session_id"]
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), 10)) for _ in range(200)]
+    r = httpx.post(f"{base}/v1/memory", timeout=120, json={
+        "session_id": sid, "input": {"op": "store", "items": [{"text": w} for w in words]}})
+    r.raise_for_status()
+    retrieve = {"session_id": sid, "input": {"op": "retrieve", "query": {"text": words[7]}, "k": 5}}
+    miss = {**retrieve, "options": {"cache": False}}
+    httpx.post(f"{base}/v1/memory", json=retrieve, timeout=60).raise_for_status()  # fill cache
+
+    results: dict = {"concurrency": {}}
+    for c in (8, 32):
+        row = {
+            "noop": asyncio.run(closed_loop(f"{base}/noop", None, c, args.seconds)),
+            "hit": asyncio.run(closed_loop(f"{base}/v1/memory", retrieve, c, args.seconds)),
+            "miss": asyncio.run(closed_loop(f"{base}/v1/memory", miss, c, args.seconds)),
+        }
+        results["concurrency"][str(c)] = row
+        print(f"concurrency {c}: " + "  ".join(
+            f"{k} {v['rps']:.0f} rps p50 {v['p50']:.1f} ms p99 {v['p99']:.1f} ms"
+            for k, v in row.items()))
+    head = results["concurrency"]["32"]
+    results.update({
+        "noop_rps": head["noop"]["rps"],
+        "memory_retrieve_hit_rps": head["hit"]["rps"],
+        "memory_retrieve_miss_rps": head["miss"]["rps"],
+        "ratio_hit_vs_noop": head["hit"]["rps"] / head["noop"]["rps"],
+        "latency_ms": {k: {"p50": head[k]["p50"], "p99": head[k]["p99"]}
+                       for k in ("noop", "hit", "miss")},
+        "machine": {"cpus": os.cpu_count()},
+    })
+    print(f"cache-hit path / no-op throughput at concurrency 32: {results['ratio_hit_vs_noop']:.2f}")
+    serve.shutdown()
+    ray.shutdown()
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""The FastAPI ingress deployment: validates every request, owns sessions' lifecycle and the
+result cache, and sends processing to the cognitive worker deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import time
+from typing import Any, Literal
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from ray import serve
+from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+from echo_ray.cache import CacheConfig, MultiLevelCache
+from echo_ray.cache.http import make_cache_router
+from echo_ray.cache.service import cache_service
+from echo_ray.cognitive import PROCESSORS, canonical
+
+from .errors import ApiError, BodyLimitMiddleware, describe_validation, install_error_handlers
+from .sessions import (
+    SessionNotFound,
+    StoreUnavailable,
+    TooManySessions,
+    make_session_store,
+    valid_session_id,
+)
+from .settings import ServiceSettings
+from .stats import RequestStats
+
+TYPES = tuple(PROCESSORS)
+ProcessingType = Literal["memory", "reasoning", "grammar", "agent_evaluation", "multi_modal",
+                         "membrane_evolution"]
+SESSION_ID = Field(None, pattern=r"^[0-9a-f]{32}$", description="from POST /v1/sessions")
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cache: bool = Field(True, description="use the result cache for this request")
+
+
+class ProcessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str | None = SESSION_ID
+    type: ProcessingType
+    input: dict[str, Any]
+    options: Options | None = None
+
+
+class ProcessResponse(BaseModel):
+    type: str
+    session_id: str | None
+    session_version: int | None
+    cached: bool
+    result: dict[str, Any]
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    version: int
+    created: float
+    updated: float
+    expires: float
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ERRORS = {s: {"model": ErrorResponse} for s in (400, 404, 409, 413, 422, 429, 503)}
+_limit = {"bytes": ServiceSettings.from_env().max_request_bytes}
+
+api = FastAPI(title="echo-ray cognitive API", version="1",
+              description="Deep Tree Echo State Network processing on Ray Serve.")
+api.add_middleware(BodyLimitMiddleware, limit=_limit["bytes"])
+install_error_handlers(api)
+_cache_service: dict = {}  # the CacheService actor handle of this ingress replica
+api.include_router(make_cache_router(lambda: _cache_service["handle"]), tags=["cache"])
+
+
+def _typed_request(kind: str) -> type[BaseModel]:
+    """{session_id?, input: <the type's own request model>, options?} for the typed endpoint."""
+    input_model = PROCESSORS[kind].request_model
+    model = create_model(f"{kind.title().replace('_', '')}Call",
+                        __config__=ConfigDict(extra="forbid"),
+                        session_id=(str | None, SESSION_ID), input=(input_model, ...),
+                        options=(Options | None, None), __module__=__name__)
+    globals()[model.__name__] = model  # importable by name, so replicas unpickle it whole
+    return model
+
+
+def cache_key(canonical_input: str, session_id: str | None, version: int | None) -> str:
+    """Results are keyed by (type and canonical input, session, session version)."""
+    digest = hashlib.sha256(f"{session_id}|{version}|{canonical_input}".encode()).hexdigest()
+    return f"result:{digest}"
+
+
+class IngressImpl:
+    def __init__(self, worker, settings: dict | None = None):
+        self.settings = ServiceSettings(**settings) if settings else ServiceSettings.from_env()
+        _limit["bytes"] = self.settings.max_request_bytes
+        self.worker = worker
+        self.store = make_session_store(self.settings)
+        self.stats = RequestStats()
+        try:
+            app_name = serve.get_replica_context().app_name
+        except Exception:
+            app_name = "local"
+        # The shared cache behind /v1/cache/*, one per application (config from the env).
+        _cache_service["handle"] = cache_service(name=f"echo_ray_cache:{app_name}")
+        self.cache = None
+        if self.settings.enable_caching:
+            self.cache = MultiLevelCache(CacheConfig.from_env(
+                namespace="results", default_ttl_seconds=float(self.settings.cache_ttl_s),
+                redis_url=self.settings.redis_url, object_store="off",
+                cache_dir=str(self.settings.session_dir.parent / "result-cache")))
+
+    # -- health ----------------------------------------------------------------------------
+    @api.get("/healthz", tags=["health"])
+    async def healthz(self) -> dict:
+        """The ingress process is alive."""
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["health"], responses={503: {"model": ErrorResponse}})
+    async def readyz(self):
+        """Workers answer and the session store is reachable."""
+        try:
+            await asyncio.wait_for(self.worker.ping.remote(), timeout=10)
+        except Exception as exc:
+            raise ApiError(503, "workers_unavailable", f"cognitive workers not ready: "
+                           f"{type(exc).__name__}", retry_after=self.settings.retry_after_s) from None
+        try:
+            await asyncio.to_thread(self.store.ping)
+        except Exception as exc:
+            raise ApiError(503, "session_store_unavailable", f"session store unreachable: "
+                           f"{type(exc).__name__}", retry_after=self.settings.retry_after_s) from None
+        return {"status": "ready", "session_store": type(self.store).__name__}
+
+    @api.get("/v1/stats", tags=["health"])
+    async def stats_summary(self) -> dict:
+        """Requests, latency percentiles, cache and sessions, as seen by this ingress replica."""
+        out = self.stats.summary()
+        try:
+            n = await asyncio.to_thread(self.store.count)
+            self.stats.set_sessions(n)
+            out["sessions"] = {"active": n, "limit": self.settings.max_sessions,
+                               "store": type(self.store).__name__}
+        except Exception as exc:
+            out["sessions"] = {"error": type(exc).__name__}
+        if self.cache is not None:
+            out["cache"] = self.cache.stats()
+        return out
+
+    # -- sessions --------------------------------------------------------------------------
+    @api.post("/v1/sessions", status_code=201, response_model=SessionInfo, tags=["sessions"],
+              responses=ERRORS)
+    async def create_session(self):
+        """A new session (memory, trained readouts, membrane state), TTL refreshed on use."""
+        meta = await self._store(self.store.create)
+        return JSONResponse(_session_json(meta), status_code=201)
+
+    @api.get("/v1/sessions/{session_id}", response_model=SessionInfo, tags=["sessions"],
+             responses=ERRORS)
+    async def get_session(self, session_id: str):
+        return _session_json(await self._store(self.store.meta, self._sid(session_id)))
+
+    @api.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"], responses=ERRORS)
+    async def delete_session(self, session_id: str):
+        sid = self._sid(session_id)
+        if not await self._store(self.store.delete, sid):
+            raise ApiError(404, "session_not_found", f"session {sid} does not exist or has expired")
+        if self.cache is not None:
+            self.cache.delete_by_tags([f"session:{sid}"])
+        return Response(status_code=204)
+
+    # -- processing ------------------------------------------------------------------------
+    @api.post("/v1/process", response_model=ProcessResponse, tags=["processing"],
+              responses=ERRORS)
+    async def process(self, body: ProcessRequest):
+        """Any processing type; `input` is that type's request (see the typed endpoints)."""
+        return await self._process(body.type, body.input, body.session_id, body.options)
+
+    async def _process(self, kind: str, payload: dict, session_id: str | None,
+                       options: Options | None):
+        t0 = time.perf_counter()
+        status = 200
+        try:
+            return await self._process_inner(kind, payload, session_id, options)
+        except ApiError as exc:
+            status = exc.status
+            raise
+        finally:
+            self.stats.record(kind, status, (time.perf_counter() - t0) * 1000)
+
+    async def _process_inner(self, kind, payload, session_id, options):
+        try:  # validated here, so bad input never reaches a worker
+            canonical_input = canonical(kind, payload)
+        except ValidationError as exc:
+            raise ApiError(422, "invalid_input", describe_validation(exc.errors())) from None
+        except ValueError as exc:
+            raise ApiError(422, "invalid_input", str(exc)) from None
+        use_cache = self.cache is not None and (options is None or options.cache)
+        version = None
+        if session_id:
+            version = (await self._store(self.store.meta, session_id)).version
+        key = cache_key(canonical_input, session_id, version)
+        if use_cache:
+            hit = self.cache.get(key)
+            self.stats.record_cache(hit is not None)
+            if hit is not None:
+                return {**hit, "cached": True}
+        try:
+            out = await self.worker.process.remote(kind, payload, session_id)
+        except BackPressureError:
+            raise ApiError(503, "overloaded", "all cognitive workers are busy; retry shortly",
+                           retry_after=self.settings.retry_after_s) from None
+        except (RayActorError, DeploymentUnavailableError) as exc:
+            raise ApiError(503, "worker_unavailable", f"a cognitive worker went away "
+                           f"({type(exc).__name__}); retry", retry_after=self.settings.retry_after_s) from None
+        if not out["ok"]:
+            raise ApiError(out["status"], out["code"], out["message"], out.get("retry_after"))
+        response = {"type": kind, "session_id": session_id,
+                    "session_version": out["session_version"], "cached": False,
+                    "result": out["result"]}
+        if self.cache is not None:
+            if out["changed"]:
+                self.cache.delete_by_tags([f"session:{session_id}"])
+            else:
+                self.cache.put(key, response, tags=[f"session:{session_id}", f"type:{kind}"])
+        return response
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _sid(self, session_id: str) -> str:
+        if not valid_session_id(session_id):
+            raise ApiError(404, "session_not_found",
+                           f"session {session_id[:64]!r} does not exist (ids are 32 hex characters)")
+        return session_id
+
+    async def _store(self, fn, *args):
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except SessionNotFound as exc:
+            raise ApiError(404, "session_not_found",
+                           f"session {exc.args[0]} does not exist or has expired") from None
+        except TooManySessions as exc:
+            raise ApiError(429, "too_many_sessions", str(exc),
+                           retry_after=self.settings.retry_after_s) from None
+        except StoreUnavailable as exc:
+            raise ApiError(503, "session_store_unavailable", str(exc),
+                           retry_after=self.settings.retry_after_s) from None
+
+
+def _session_json(meta) -> dict:
+    return dataclasses.asdict(meta) | {"session_id": meta.id}
+
+
+def _add_typed_endpoints() -> None:
+    """POST /v1/{type} for each processing type, with that type's own request schema."""
+    for kind in TYPES:
+        model = _typed_request(kind)
+
+        async def endpoint(self, body: model, _kind: str = kind):  # type: ignore[valid-type]
+            payload = body.input if isinstance(body.input, dict) else body.input.model_dump(
+                mode="json", exclude_unset=True)
+            return await self._process(_kind, payload, body.session_id, body.options)
+
+        endpoint.__annotations__["body"] = model  # a real class, not the string 'model'
+        endpoint.__name__ = f"process_{kind}"
+        endpoint.__qualname__ = f"IngressImpl.{endpoint.__name__}"  # Serve binds it as a method
+        endpoint.__doc__ = f"The `{kind}` processing type."
+        setattr(IngressImpl, endpoint.__name__, api.post(
+            f"/v1/{kind}", response_model=ProcessResponse, tags=["processing"],
+            responses=ERRORS)(endpoint))
+
+
+_add_typed_endpoints()
+Ingress = serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})(
+    serve.ingress(api)(IngressImpl))

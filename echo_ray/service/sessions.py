@@ -1,0 +1,284 @@
+"""Session stores: an embedded on-disk store (SQLite, the default) and Redis (`REDIS_URL`).
+
+A session is small metadata (id, version, timestamps) plus a state blob encoded with the
+project codec (msgpack with explicit numpy support; never pickle). Writes are optimistic:
+`save` succeeds only if the version is still the one the caller loaded, so two replicas
+updating the same session never silently overwrite each other. TTL is refreshed on use.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from echo_ray.cache.codec import decode, encode
+
+
+class SessionNotFound(KeyError):
+    """No such session, or it expired."""
+
+
+class VersionConflict(RuntimeError):
+    """The session changed since it was loaded."""
+
+
+class TooManySessions(RuntimeError):
+    """MAX_CONCURRENT_SESSIONS reached."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The backing store cannot be reached right now."""
+
+
+@dataclass
+class SessionMeta:
+    id: str
+    version: int
+    created: float
+    updated: float
+    expires: float
+
+    def to_dict(self) -> dict:
+        return {"session_id": self.id, "version": self.version, "created": self.created,
+                "updated": self.updated, "expires": self.expires}
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex
+
+
+def valid_session_id(sid: str) -> bool:
+    return isinstance(sid, str) and len(sid) == 32 and all(c in "0123456789abcdef" for c in sid)
+
+
+class SessionStore:
+    """Interface of both backends."""
+
+    ttl_s: int
+    max_sessions: int
+
+    def create(self) -> SessionMeta: ...
+    def meta(self, sid: str) -> SessionMeta: ...
+    def load(self, sid: str) -> tuple[SessionMeta, dict]: ...
+    def save(self, sid: str, state: dict, expected_version: int) -> SessionMeta: ...
+    def delete(self, sid: str) -> bool: ...
+    def count(self) -> int: ...
+    def ping(self) -> bool: ...
+
+
+class EmbeddedSessionStore(SessionStore):
+    """SQLite in WAL mode: shared safely by every process on this machine (all replicas)."""
+
+    def __init__(self, directory: Path, ttl_s: int = 3600, max_sessions: int = 10_000):
+        self.path = Path(directory) / "sessions.sqlite3"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.ttl_s, self.max_sessions = ttl_s, max_sessions
+        self._local = threading.local()
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, version INTEGER,"
+                       " created REAL, updated REAL, expires REAL, state BLOB)")
+            db.execute("CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires)")
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def create(self) -> SessionMeta:
+        now = time.time()
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM sessions WHERE expires <= ?", (now,))
+            (n,) = db.execute("SELECT COUNT(*) FROM sessions").fetchone()
+            if n >= self.max_sessions:
+                raise TooManySessions(f"{n} active sessions: the limit "
+                                      f"MAX_CONCURRENT_SESSIONS={self.max_sessions} is reached")
+            meta = SessionMeta(new_session_id(), 0, now, now, now + self.ttl_s)
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?)",
+                       (meta.id, 0, now, now, meta.expires, encode({})))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return meta
+
+    def _row(self, sid: str, with_state: bool):
+        now = time.time()
+        db = self._db()
+        cols = "id, version, created, updated, expires" + (", state" if with_state else "")
+        row = db.execute(f"SELECT {cols} FROM sessions WHERE id = ? AND expires > ?",
+                         (sid, now)).fetchone()
+        if row is None:
+            raise SessionNotFound(sid)
+        db.execute("UPDATE sessions SET expires = ? WHERE id = ?", (now + self.ttl_s, sid))
+        meta = SessionMeta(row[0], row[1], row[2], row[3], now + self.ttl_s)
+        return meta, (row[5] if with_state else None)
+
+    def meta(self, sid: str) -> SessionMeta:
+        return self._row(sid, False)[0]
+
+    def load(self, sid: str) -> tuple[SessionMeta, dict]:
+        meta, blob = self._row(sid, True)
+        return meta, decode(blob)
+
+    def save(self, sid: str, state: dict, expected_version: int) -> SessionMeta:
+        now = time.time()
+        blob = encode(state)
+        db = self._db()
+        cur = db.execute("UPDATE sessions SET state = ?, version = version + 1, updated = ?, "
+                         "expires = ? WHERE id = ? AND version = ? AND expires > ?",
+                         (blob, now, now + self.ttl_s, sid, expected_version, now))
+        if cur.rowcount == 0:
+            self.meta(sid)  # raises SessionNotFound if it is gone
+            raise VersionConflict(f"session {sid} changed since version {expected_version}")
+        return self.meta(sid)
+
+    def delete(self, sid: str) -> bool:
+        return self._db().execute("DELETE FROM sessions WHERE id = ?", (sid,)).rowcount > 0
+
+    def count(self) -> int:
+        (n,) = self._db().execute("SELECT COUNT(*) FROM sessions WHERE expires > ?",
+                                  (time.time(),)).fetchone()
+        return n
+
+    def ping(self) -> bool:
+        self._db().execute("SELECT 1").fetchone()
+        return True
+
+
+# Compare-and-set of a session's state: KEYS meta, state, index; ARGV expected version, blob,
+# ttl, now. Returns the new version, -1 if missing, -2 on a version conflict.
+_SAVE = """
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v then return -1 end
+if tonumber(v) ~= tonumber(ARGV[1]) then return -2 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+local nv = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'updated', ARGV[4], 'expires', ARGV[4] + ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4] + ARGV[3], KEYS[1])
+return nv
+"""
+
+
+class RedisSessionStore(SessionStore):
+    """Sessions in Redis: a hash for metadata, a string for the codec-encoded state, both with
+    the session TTL, and a sorted set of expiry times to count active sessions."""
+
+    def __init__(self, url: str, ttl_s: int = 3600, max_sessions: int = 10_000,
+                 namespace: str = "echo_ray"):
+        import redis
+
+        self.ttl_s, self.max_sessions = ttl_s, max_sessions
+        self.ns = namespace
+        self.r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
+                                      health_check_interval=10)
+        self._save = self.r.register_script(_SAVE)
+        self._index = f"{self.ns}:sessions"
+
+    def _keys(self, sid: str) -> tuple[str, str]:
+        return f"{self.ns}:session:{sid}:meta", f"{self.ns}:session:{sid}:state"
+
+    def _call(self, fn, *args):
+        import redis
+
+        try:
+            return fn(*args)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(f"Redis session store unreachable: {exc}") from None
+
+    def create(self) -> SessionMeta:
+        def go():
+            now = time.time()
+            self.r.zremrangebyscore(self._index, "-inf", now)
+            n = self.r.zcard(self._index)
+            if n >= self.max_sessions:
+                raise TooManySessions(f"{n} active sessions: the limit "
+                                      f"MAX_CONCURRENT_SESSIONS={self.max_sessions} is reached")
+            meta = SessionMeta(new_session_id(), 0, now, now, now + self.ttl_s)
+            mk, sk = self._keys(meta.id)
+            p = self.r.pipeline()
+            p.hset(mk, mapping={"version": 0, "created": now, "updated": now,
+                                "expires": meta.expires})
+            p.expire(mk, self.ttl_s)
+            p.set(sk, encode({}), ex=self.ttl_s)
+            p.zadd(self._index, {mk: meta.expires})
+            p.execute()
+            return meta
+        return self._call(go)
+
+    def _meta(self, sid: str, with_state: bool):
+        def go():
+            mk, sk = self._keys(sid)
+            now = time.time()
+            p = self.r.pipeline()
+            p.hgetall(mk)
+            if with_state:
+                p.get(sk)
+            p.expire(mk, self.ttl_s)
+            p.expire(sk, self.ttl_s)
+            p.hset(mk, "expires", now + self.ttl_s)
+            res = p.execute()
+            h = res[0]
+            if not h:
+                self.r.delete(mk)  # the HSET above recreated it
+                raise SessionNotFound(sid)
+            self.r.zadd(self._index, {mk: now + self.ttl_s})
+            meta = SessionMeta(sid, int(h[b"version"]), float(h[b"created"]),
+                               float(h[b"updated"]), now + self.ttl_s)
+            return meta, (res[1] if with_state else None)
+        return self._call(go)
+
+    def meta(self, sid: str) -> SessionMeta:
+        return self._meta(sid, False)[0]
+
+    def load(self, sid: str) -> tuple[SessionMeta, dict]:
+        meta, blob = self._meta(sid, True)
+        if blob is None:
+            raise SessionNotFound(sid)
+        return meta, decode(blob)
+
+    def save(self, sid: str, state: dict, expected_version: int) -> SessionMeta:
+        blob = encode(state)
+        mk, sk = self._keys(sid)
+        nv = self._call(self._save, [mk, sk, self._index],
+                        [expected_version, blob, self.ttl_s, time.time()])
+        if nv == -1:
+            raise SessionNotFound(sid)
+        if nv == -2:
+            raise VersionConflict(f"session {sid} changed since version {expected_version}")
+        return self.meta(sid)
+
+    def delete(self, sid: str) -> bool:
+        mk, sk = self._keys(sid)
+        def go():
+            p = self.r.pipeline()
+            p.delete(mk, sk)
+            p.zrem(self._index, mk)
+            return p.execute()[0] > 0
+        return self._call(go)
+
+    def count(self) -> int:
+        def go():
+            self.r.zremrangebyscore(self._index, "-inf", time.time())
+            return self.r.zcard(self._index)
+        return self._call(go)
+
+    def ping(self) -> bool:
+        return bool(self._call(self.r.ping))
+
+
+def make_session_store(settings: Any) -> SessionStore:
+    if settings.redis_url:
+        return RedisSessionStore(settings.redis_url, settings.session_ttl_s, settings.max_sessions)
+    return EmbeddedSessionStore(settings.session_dir, settings.session_ttl_s, settings.max_sessions)

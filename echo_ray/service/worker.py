@@ -1,0 +1,142 @@
+"""The cognitive worker deployment: loads the session, runs one processing type on the DTESN
+(membranes in Ray actors), saves the session only if it changed and only if nobody else changed
+it meanwhile (optimistic versions; the request is re-run on a conflict)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from pydantic import ValidationError
+from ray import serve
+
+from echo_ray.routing.stats import RoutingStatsMixin
+
+from .engines import EngineCache
+from .errors import describe_validation
+from .sessions import (
+    SessionNotFound,
+    StoreUnavailable,
+    VersionConflict,
+    make_session_store,
+)
+from .settings import ServiceSettings
+
+log = logging.getLogger("echo_ray.worker")
+CONFLICT_RETRIES = 3
+
+
+def failure(status: int, code: str, message: str, retry_after: int | None = None) -> dict:
+    return {"ok": False, "status": status, "code": code, "message": message,
+            "retry_after": retry_after}
+
+
+class CognitiveProcessor:
+    """Plain class (no Serve) so tests and the simulator can use it in-process."""
+
+    def __init__(self, settings: ServiceSettings, engines: EngineCache):
+        self.settings = settings
+        self.store = make_session_store(settings)
+        self.engines = engines
+        self.errors = 0
+        self.handled = 0
+
+    def process(self, kind: str, payload: dict, session_id: str | None) -> dict:
+        from echo_ray.cognitive import process as run_type
+
+        self.handled += 1
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                if session_id:
+                    meta, state = self.store.load(session_id)
+                else:
+                    meta, state = None, {}
+                t0 = time.perf_counter()
+                result, changed = run_type(kind, payload, state, self.engines)
+                elapsed = time.perf_counter() - t0
+                changed = changed and meta is not None
+                version = meta.version if meta else None
+                if changed:
+                    version = self.store.save(session_id, state, meta.version).version
+                return {"ok": True, "result": result, "changed": changed,
+                        "session_version": version, "elapsed_s": elapsed}
+            except VersionConflict:
+                continue
+            except SessionNotFound:
+                return failure(404, "session_not_found",
+                               f"session {session_id} does not exist or has expired")
+            except StoreUnavailable as exc:
+                return failure(503, "session_store_unavailable", str(exc), retry_after=1)
+            except ValidationError as exc:
+                return failure(422, "invalid_input", describe_validation(exc.errors()))
+            except (ValueError, TypeError, KeyError) as exc:
+                return failure(422, "invalid_input", str(exc).strip("'\""))
+            except Exception as exc:  # logged, never leaked as a traceback
+                self.errors += 1
+                log.exception("processing %s failed", kind)
+                return failure(500, "internal_error", f"internal error ({type(exc).__name__})")
+        return failure(409, "session_conflict",
+                       f"session {session_id} kept changing under concurrent requests; retry")
+
+
+class _ServerError(Exception):
+    def __init__(self, out: dict):
+        self.out = out
+
+
+@serve.deployment(max_ongoing_requests=8, max_queued_requests=64, ray_actor_options={"num_cpus": 0})
+class CognitiveWorker(RoutingStatsMixin):
+    """Serve replica around CognitiveProcessor. Reports routing stats (CPU, memory, in-flight,
+    latency EWMA, error rate) and fails its health check when its DTESN actors stop answering
+    or its error rate spikes, so Serve replaces it and the router stops sending to it."""
+
+    def __init__(self, settings: dict | None = None):
+        self.settings = ServiceSettings(**settings) if settings else ServiceSettings.from_env()
+        try:
+            replica = serve.get_replica_context().replica_id.unique_id
+        except Exception:
+            replica = "local"
+        self.engines = EngineCache(use_actors=True, name_prefix=f"echo-{replica}")
+        self.core = CognitiveProcessor(self.settings, self.engines)
+        from ray.util import metrics
+
+        self.processing_s = metrics.Histogram(
+            "echo_ray_processing_seconds", "DTESN processing time per request (membrane "
+            "evolution included), by processing type", tag_keys=("type",),
+            boundaries=[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30])
+
+    def process(self, kind: str, payload: dict, session_id: str | None) -> dict:
+        out = self._process(kind, payload, session_id)
+        if out["ok"]:
+            self.processing_s.observe(out["elapsed_s"], {"type": kind})
+        return out
+
+    def _process(self, kind: str, payload: dict, session_id: str | None) -> dict:
+        try:
+            with self.replica_stats.track():  # 5xx outcomes count as errors, 4xx do not
+                out = self.core.process(kind, payload, session_id)
+                if not out["ok"] and out["status"] >= 500:
+                    raise _ServerError(out)
+        except _ServerError as failed:
+            out = failed.out
+        return out
+
+    def ping(self) -> bool:
+        return True
+
+    async def dependency_problem(self) -> str | None:
+        actors = self.engines.actors()
+        if not actors:
+            return None
+        try:
+            await asyncio.wait_for(asyncio.gather(*(a.steps.remote() for a in actors)), 10)
+        except Exception as exc:
+            return f"a DTESN membrane actor is not answering ({type(exc).__name__})"
+        return None
+
+    def __del__(self):
+        try:
+            self.engines.shutdown()
+        except Exception:
+            pass
