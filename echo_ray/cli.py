@@ -32,5 +32,9 @@ def status(address: str = typer.Option(None, help="Ray address (default RAY_ADDR
     main(address)
 
 
+from echo_ray.autoscaling.cli import scaling_app  # noqa: E402
+
+app.add_typer(scaling_app, name="scaling", help="Scaling decisions and cost (`events`, `cost`).")
+
 if __name__ == "__main__":
     app()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import time
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from echo_ray.cache import CacheConfig, MultiLevelCache
 from echo_ray.cache.http import make_cache_router
 from echo_ray.cache.service import cache_service
-from echo_ray.cognitive import PROCESSORS, canonical
+from echo_ray.cognitive import PROCESSORS
 
 from .errors import ApiError, BodyLimitMiddleware, describe_validation, install_error_handlers
 from .sessions import (
@@ -189,7 +190,7 @@ class IngressImpl:
         """Any processing type; `input` is that type's request (see the typed endpoints)."""
         return await self._process(body.type, body.input, body.session_id, body.options)
 
-    async def _process(self, kind: str, payload: dict, session_id: str | None,
+    async def _process(self, kind: str, payload: Any, session_id: str | None,
                        options: Options | None):
         t0 = time.perf_counter()
         status = 200
@@ -202,12 +203,18 @@ class IngressImpl:
             self.stats.record(kind, status, (time.perf_counter() - t0) * 1000)
 
     async def _process_inner(self, kind, payload, session_id, options):
-        try:  # validated here, so bad input never reaches a worker
-            canonical_input = canonical(kind, payload)
+        # Validated here (typed endpoints arrive validated by FastAPI), so bad input never
+        # reaches a worker; the canonical form (defaults filled, keys sorted) keys the cache.
+        try:
+            if not isinstance(payload, BaseModel):
+                payload = PROCESSORS[kind].request_model.model_validate(payload)
         except ValidationError as exc:
             raise ApiError(422, "invalid_input", describe_validation(exc.errors())) from None
         except ValueError as exc:
             raise ApiError(422, "invalid_input", str(exc)) from None
+        dumped = payload.model_dump(mode="json")
+        canonical_input = json.dumps({"type": kind, "input": dumped}, sort_keys=True,
+                                     separators=(",", ":"))
         use_cache = self.cache is not None and (options is None or options.cache)
         version = None
         if session_id:
@@ -219,7 +226,7 @@ class IngressImpl:
             if hit is not None:
                 return {**hit, "cached": True}
         try:
-            out = await self.worker.process.remote(kind, payload, session_id)
+            out = await self.worker.process.remote(kind, dumped, session_id)
         except BackPressureError:
             raise ApiError(503, "overloaded", "all cognitive workers are busy; retry shortly",
                            retry_after=self.settings.retry_after_s) from None
@@ -269,9 +276,7 @@ def _add_typed_endpoints() -> None:
         model = _typed_request(kind)
 
         async def endpoint(self, body: model, _kind: str = kind):  # type: ignore[valid-type]
-            payload = body.input if isinstance(body.input, dict) else body.input.model_dump(
-                mode="json", exclude_unset=True)
-            return await self._process(_kind, payload, body.session_id, body.options)
+            return await self._process(_kind, body.input, body.session_id, body.options)
 
         endpoint.__annotations__["body"] = model  # a real class, not the string 'model'
         endpoint.__name__ = f"process_{kind}"

@@ -18,6 +18,8 @@ from typing import Any
 
 from echo_ray.cache.codec import decode, encode
 
+REFRESH_EVERY_S = 30.0  # reads refresh a session's TTL at most this often (fewer writes)
+
 
 class SessionNotFound(KeyError):
     """No such session, or it expired."""
@@ -120,8 +122,12 @@ class EmbeddedSessionStore(SessionStore):
                          (sid, now)).fetchone()
         if row is None:
             raise SessionNotFound(sid)
-        db.execute("UPDATE sessions SET expires = ? WHERE id = ?", (now + self.ttl_s, sid))
-        meta = SessionMeta(row[0], row[1], row[2], row[3], now + self.ttl_s)
+        expires = row[4]
+        left = expires - now  # refresh the TTL at most every 30 s, or when it was shortened
+        if left < self.ttl_s - REFRESH_EVERY_S or left > self.ttl_s:
+            expires = now + self.ttl_s
+            db.execute("UPDATE sessions SET expires = ? WHERE id = ?", (expires, sid))
+        meta = SessionMeta(row[0], row[1], row[2], row[3], expires)
         return meta, (row[5] if with_state else None)
 
     def meta(self, sid: str) -> SessionMeta:

@@ -47,7 +47,9 @@ class ServiceSettings:
     max_request_bytes: int = 1 << 20        # MAX_REQUEST_BYTES -> 413 past it
     worker_max_ongoing: int = 8             # WORKER_MAX_ONGOING_REQUESTS
     worker_max_queued: int = 64             # WORKER_MAX_QUEUED_REQUESTS -> 503 past it
-    worker_replicas: int = 1                # WORKER_REPLICAS (min replicas)
+    min_instances: int = 1                  # MIN_INSTANCES: worker replicas, at least
+    max_instances: int = 4                  # MAX_INSTANCES: worker replicas, at most
+    predictive_scaling: bool = True         # PREDICTIVE_SCALING: ForecastPolicy, else Ray's
     lb_strategy: str | None = None          # LB_STRATEGY (default power_of_two)
     retry_after_s: int = 1
 
@@ -65,6 +67,8 @@ class ServiceSettings:
             max_request_bytes=_get(env, "MAX_REQUEST_BYTES", int, 1 << 20),
             worker_max_ongoing=_get(env, "WORKER_MAX_ONGOING_REQUESTS", int, 8),
             worker_max_queued=_get(env, "WORKER_MAX_QUEUED_REQUESTS", int, 64),
-            worker_replicas=max(1, _get(env, "WORKER_REPLICAS", int, 1)),
+            min_instances=max(1, _get(env, "MIN_INSTANCES", int, 1)),
+            max_instances=max(1, _get(env, "MAX_INSTANCES", int, 4)),
+            predictive_scaling=_get(env, "PREDICTIVE_SCALING", bool, True),
             lb_strategy=env.get("LB_STRATEGY") or None,
         )

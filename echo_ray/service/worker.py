@@ -11,6 +11,7 @@ import time
 from pydantic import ValidationError
 from ray import serve
 
+from echo_ray.autoscaling.replica_load import ReplicaLoad
 from echo_ray.routing.stats import RoutingStatsMixin
 
 from .engines import EngineCache
@@ -99,6 +100,7 @@ class CognitiveWorker(RoutingStatsMixin):
             replica = "local"
         self.engines = EngineCache(use_actors=True, name_prefix=f"echo-{replica}")
         self.core = CognitiveProcessor(self.settings, self.engines)
+        self.load = ReplicaLoad()
         from ray.util import metrics
 
         self.processing_s = metrics.Histogram(
@@ -112,9 +114,13 @@ class CognitiveWorker(RoutingStatsMixin):
             self.processing_s.observe(out["elapsed_s"], {"type": kind})
         return out
 
+    def record_autoscaling_stats(self) -> dict:
+        """Request rate, p95 latency and error rate for the ForecastPolicy (Serve pulls it)."""
+        return self.load.stats()
+
     def _process(self, kind: str, payload: dict, session_id: str | None) -> dict:
         try:
-            with self.replica_stats.track():  # 5xx outcomes count as errors, 4xx do not
+            with self.replica_stats.track(), self.load.track():  # 5xx count as errors
                 out = self.core.process(kind, payload, session_id)
                 if not out["ok"] and out["status"] >= 500:
                     raise _ServerError(out)

@@ -24,6 +24,7 @@ def deploy(serve_session, name: str, data_dir: Path, **overrides):
     from echo_ray.app import build_app
     from echo_ray.service.settings import ServiceSettings
 
+    overrides.setdefault("max_instances", 2)  # autoscaled by ForecastPolicy, kept small here
     settings = ServiceSettings(session_dir=data_dir / "sessions", **overrides)
     serve.run(build_app(settings), name=name, route_prefix=f"/{name}")
     url = f"{serve_session}/{name}"

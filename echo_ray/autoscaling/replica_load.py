@@ -1,0 +1,72 @@
+"""ReplicaLoad: a replica's own request rate, p95 latency and error rate for Serve's
+`record_autoscaling_stats`, so ForecastPolicy forecasts requests/s instead of ongoing requests.
+
+    @serve.deployment(autoscaling_config=forecast_autoscaling_config(...))
+    class Model:
+        def __init__(self):
+            self.load = ReplicaLoad()
+
+        async def __call__(self, request):
+            with self.load.track():
+                ...
+
+        def record_autoscaling_stats(self) -> dict:
+            return self.load.stats()
+
+Counts over a sliding window of `window_s` seconds (bounded memory: at most `max_events`
+requests are remembered). Pure Python, no Ray.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from contextlib import contextmanager
+
+import numpy as np
+
+from ._checks import integer, positive
+
+
+class ReplicaLoad:
+    def __init__(self, window_s: float = 10.0, max_events: int = 100_000,
+                 clock=time.monotonic) -> None:
+        self.window_s = positive("window_s", window_s)
+        self._events: deque[tuple[float, float, bool]] = deque(
+            maxlen=integer("max_events", max_events, minimum=1))
+        self._clock = clock
+        self._start = clock()
+        self._lock = threading.Lock()
+
+    def record(self, latency_ms: float, ok: bool = True, now: float | None = None) -> None:
+        latency_ms = positive("latency_ms", latency_ms, strict=False)
+        with self._lock:
+            self._events.append((self._clock() if now is None else now, latency_ms, bool(ok)))
+
+    @contextmanager
+    def track(self):
+        """Time the block; an exception escaping it counts as an error (and is re-raised)."""
+        start = self._clock()
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            self.record((self._clock() - start) * 1000.0, ok)
+
+    def stats(self, now: float | None = None) -> dict[str, float]:
+        """{"request_rate": req/s, "p95_latency_ms", "error_rate"} over the window."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            while self._events and self._events[0][0] < now - self.window_s:
+                self._events.popleft()
+            events = list(self._events)
+        span = min(self.window_s, max(now - self._start, 1e-9))
+        if not events:
+            return {"request_rate": 0.0, "p95_latency_ms": 0.0, "error_rate": 0.0}
+        latencies = np.fromiter((e[1] for e in events), dtype=float, count=len(events))
+        errors = sum(1 for e in events if not e[2])
+        return {"request_rate": len(events) / span,
+                "p95_latency_ms": float(np.percentile(latencies, 95)),
+                "error_rate": errors / len(events)}
