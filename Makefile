@@ -21,8 +21,8 @@ RAY_PORT ?= 6390
 # A local Ray cluster on an explicit port (dashboard and HTTP on 127.0.0.1 only), then the app.
 run: $(STAMP)
 	@$(BIN)/ray status --address=127.0.0.1:$(RAY_PORT) >/dev/null 2>&1 || \
-	  $(BIN)/ray start --head --port=$(RAY_PORT) --dashboard-host=127.0.0.1 --disable-usage-stats
-	RAY_ADDRESS=127.0.0.1:$(RAY_PORT) $(BIN)/python -m echo_ray.launch
+	  $(BIN)/ray start --head --node-ip-address=127.0.0.1 --port=$(RAY_PORT) --dashboard-host=127.0.0.1 --disable-usage-stats
+	RAY_AUTH_MODE=token RAY_ADDRESS=127.0.0.1:$(RAY_PORT) $(BIN)/python -m echo_ray.launch
 
 stop: $(STAMP)
 	-$(BIN)/ray stop

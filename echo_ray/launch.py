@@ -19,7 +19,7 @@ echo-ray is serving on {url}  (OpenAPI: {url}/docs)
 
   curl -s -X POST {url}/v1/sessions
   curl -s -X POST {url}/v1/reasoning -H 'content-type: application/json' \\
-       -d '{{"input": {{"series": [0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4], "horizon": 4}}}}'
+       -d '{{"input": {{"series": [0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4], "horizon": 4}}}}'
   curl -s {url}/v1/stats
 
 Ctrl-C stops serving (the Ray cluster keeps running; `make stop` stops it).
