@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_OUT ?= benchmarks/out
 
-.PHONY: install run stop demo test lint bench bench-dtesn bench-cache bench-forecast bench-routing clean
+.PHONY: install run stop demo test lint bench bench-dtesn bench-cache bench-forecast bench-routing bench-serve clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check echo_ray tests benchmarks
 
-bench: bench-dtesn bench-cache bench-forecast bench-routing
+bench: bench-dtesn bench-cache bench-forecast bench-routing bench-serve
 
 bench-dtesn: $(STAMP)
 	@mkdir -p $(BENCH_OUT)
@@ -53,6 +53,10 @@ bench-forecast: $(STAMP)
 bench-routing: $(STAMP)
 	@mkdir -p $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_routing.py --json $(BENCH_OUT)/routing.json
+
+bench-serve: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_serve.py --json $(BENCH_OUT)/serve.json
 
 clean:
 	rm -rf $(VENV) $(BENCH_OUT) .pytest_cache

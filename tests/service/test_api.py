@@ -326,3 +326,12 @@ def test_status_lists_replicas_with_routing_stats_and_strategy(api):
     assert running and {"in_flight", "cpu_percent", "memory_rss_bytes", "latency_ewma_s",
                         "error_rate"} <= set(running[0]["stats"])
     assert any(r["deployment"] == "IngressImpl" for r in rows)
+
+
+def test_shared_cache_is_reachable_over_http(api):
+    assert ok(api.put("/v1/cache/greeting", json={"value": {"text": "hello", "n": [1, 2]},
+                                                   "tags": ["demo"]}))
+    assert ok(api.get("/v1/cache/greeting"))["value"] == {"text": "hello", "n": [1, 2]}
+    assert ok(api.post("/v1/cache/invalidate", json={"tags": ["demo"]}))["deleted"] == 1
+    assert api.get("/v1/cache/greeting").status_code == 404
+    assert "tiers" in ok(api.get("/v1/cache/stats"))
