@@ -85,7 +85,14 @@ api = FastAPI(title="echo-ray cognitive API", version="1",
 api.add_middleware(BodyLimitMiddleware, limit=_limit["bytes"])
 install_error_handlers(api)
 _cache_service: dict = {}  # the CacheService actor handle of this ingress replica
-api.include_router(make_cache_router(lambda: _cache_service["handle"]), tags=["cache"])
+
+
+def _cache_handle():
+    """Module-level (pickled by reference), so replicas read the handle their __init__ set."""
+    return _cache_service["handle"]
+
+
+api.include_router(make_cache_router(_cache_handle), tags=["cache"])
 
 
 def _typed_request(kind: str) -> type[BaseModel]:
