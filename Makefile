@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_OUT ?= benchmarks/out
 
-.PHONY: install run stop demo test lint bench bench-dtesn bench-cache bench-forecast bench-routing bench-serve clean
+.PHONY: install run stop demo test lint bench bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-autoscaling soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check echo_ray tests benchmarks
 
-bench: bench-dtesn bench-cache bench-forecast bench-routing bench-serve
+bench: bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-autoscaling
 
 bench-dtesn: $(STAMP)
 	@mkdir -p $(BENCH_OUT)
@@ -57,6 +57,14 @@ bench-routing: $(STAMP)
 bench-serve: $(STAMP)
 	@mkdir -p $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_serve.py --json $(BENCH_OUT)/serve.json
+
+bench-autoscaling: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_autoscaling.py --json $(BENCH_OUT)/autoscaling.json
+
+soak: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/soak.py --minutes 10 --json $(BENCH_OUT)/soak.json
 
 clean:
 	rm -rf $(VENV) $(BENCH_OUT) .pytest_cache

@@ -36,5 +36,9 @@ from echo_ray.autoscaling.cli import scaling_app  # noqa: E402
 
 app.add_typer(scaling_app, name="scaling", help="Scaling decisions and cost (`events`, `cost`).")
 
+from echo_ray.sim.cli import register as register_sim  # noqa: E402
+
+register_sim(app)
+
 if __name__ == "__main__":
     app()

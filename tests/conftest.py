@@ -26,7 +26,7 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, namespace="echo_ray_tests",
+        ray.init(address="local", num_cpus=4, include_dashboard=False, namespace="echo_ray_tests",
                  log_to_driver=False, runtime_env={"env_vars": SINGLE_THREAD_BLAS})
     yield ray
     ray.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,11 +20,13 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
-def error_response(status: int, code: str, message: str,
-                   retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+def error_response(status: int, code: str, message: str, retry_after: int | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
+                        headers=headers or None)
 
 
 def describe_validation(errors) -> str:
@@ -67,48 +70,63 @@ def install_error_handlers(app: FastAPI) -> None:
 
 class BodyLimitMiddleware:
     """Rejects request bodies over `limit` bytes with 413, by Content-Length or while
-    streaming, before the app reads them."""
+    streaming, before the app reads them. `limit` may be a callable, read per request (the
+    replica's settings arrive after the app object is built)."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int | Callable[[], int]):
+        self.app, self._limit = app, limit
+
+    @property
+    def limit(self) -> int:
+        return self._limit() if callable(self._limit) else self._limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limit
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.limit
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = False
                 if too_big:
-                    return await self._reject(scope, receive, send)
+                    return await self._reject(scope, receive, send, limit)
         seen = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message):
+        async def guarded_send(message):
+            # FastAPI turns any error while reading the body (ours included) into its own
+            # 400; once the limit was crossed, the app's answer is replaced by the 413.
             nonlocal started
+            if exceeded:
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._reject(scope, receive, send, limit)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except _TooLarge:
             if not started:
-                await self._reject(scope, receive, send)
+                await self._reject(scope, receive, send, limit)
 
-    async def _reject(self, scope, receive, send):
+    async def _reject(self, scope, receive, send, limit=None):
+        limit = self.limit if limit is None else limit
         response = error_response(413, "body_too_large",
-                                  f"request body exceeds MAX_REQUEST_BYTES={self.limit} bytes")
+                                  f"request body exceeds MAX_REQUEST_BYTES={limit} bytes")
         await response(scope, receive, send)
 
 

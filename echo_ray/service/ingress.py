@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ray import serve
-from ray.exceptions import RayActorError
+from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from echo_ray.cache import CacheConfig, MultiLevelCache
@@ -22,8 +23,10 @@ from echo_ray.cache.http import make_cache_router
 from echo_ray.cache.service import cache_service
 from echo_ray.cognitive import PROCESSORS
 
+from .auth import BearerAuthMiddleware
 from .errors import ApiError, BodyLimitMiddleware, describe_validation, install_error_handlers
 from .sessions import (
+    SessionCorrupt,
     SessionNotFound,
     StoreUnavailable,
     TooManySessions,
@@ -33,6 +36,7 @@ from .sessions import (
 from .settings import ServiceSettings
 from .stats import RequestStats
 
+log = logging.getLogger("echo_ray.service")
 TYPES = tuple(PROCESSORS)
 ProcessingType = Literal["memory", "reasoning", "grammar", "agent_evaluation", "multi_modal",
                          "membrane_evolution"]
@@ -77,12 +81,26 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-ERRORS = {s: {"model": ErrorResponse} for s in (400, 404, 409, 413, 422, 429, 503)}
-_limit = {"bytes": ServiceSettings.from_env().max_request_bytes}
+ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 404, 409, 413, 422, 429, 503)}
+# This replica's settings, read by the middlewares per request: the FastAPI app is built at
+# import, the replica's settings arrive later (IngressImpl.__init__). The readers are
+# module-level functions so that Serve pickles them by reference and, in the replica, they
+# read this module's dict (a lambda would be pickled by value, with a stale copy of it).
+_replica = {"settings": ServiceSettings.from_env()}
+
+
+def _max_request_bytes() -> int:
+    return _replica["settings"].max_request_bytes
+
+
+def _api_token() -> str | None:
+    return _replica["settings"].api_token
+
 
 api = FastAPI(title="echo-ray cognitive API", version="1",
               description="Deep Tree Echo State Network processing on Ray Serve.")
-api.add_middleware(BodyLimitMiddleware, limit=_limit["bytes"])
+api.add_middleware(BodyLimitMiddleware, limit=_max_request_bytes)
+api.add_middleware(BearerAuthMiddleware, token=_api_token)
 install_error_handlers(api)
 _cache_service: dict = {}  # the CacheService actor handle of this ingress replica
 
@@ -92,7 +110,8 @@ def _cache_handle():
     return _cache_service["handle"]
 
 
-api.include_router(make_cache_router(_cache_handle), tags=["cache"])
+api.include_router(make_cache_router(_cache_handle), tags=["cache"],
+                   responses=ERRORS)
 
 
 def _typed_request(kind: str) -> type[BaseModel]:
@@ -115,7 +134,7 @@ def cache_key(canonical_input: str, session_id: str | None, version: int | None)
 class IngressImpl:
     def __init__(self, worker, settings: dict | None = None):
         self.settings = ServiceSettings(**settings) if settings else ServiceSettings.from_env()
-        _limit["bytes"] = self.settings.max_request_bytes
+        _replica["settings"] = self.settings
         self.worker = worker
         self.store = make_session_store(self.settings)
         self.stats = RequestStats()
@@ -151,7 +170,10 @@ class IngressImpl:
         except Exception as exc:
             raise ApiError(503, "session_store_unavailable", f"session store unreachable: "
                            f"{type(exc).__name__}", retry_after=self.settings.retry_after_s) from None
-        return {"status": "ready", "session_store": type(self.store).__name__}
+        out = {"status": "ready", "session_store": _backend(self.store)}
+        if hasattr(self.store, "health"):  # Redis behind the journal: say if it is degraded
+            out.update(await asyncio.to_thread(self.store.health))
+        return out
 
     @api.get("/v1/stats", tags=["health"])
     async def stats_summary(self) -> dict:
@@ -161,7 +183,7 @@ class IngressImpl:
             n = await asyncio.to_thread(self.store.count)
             self.stats.set_sessions(n)
             out["sessions"] = {"active": n, "limit": self.settings.max_sessions,
-                               "store": type(self.store).__name__}
+                               "store": _backend(self.store)}
         except Exception as exc:
             out["sessions"] = {"error": type(exc).__name__}
         if self.cache is not None:
@@ -232,14 +254,7 @@ class IngressImpl:
             self.stats.record_cache(hit is not None)
             if hit is not None:
                 return {**hit, "cached": True}
-        try:
-            out = await self.worker.process.remote(kind, dumped, session_id)
-        except BackPressureError:
-            raise ApiError(503, "overloaded", "all cognitive workers are busy; retry shortly",
-                           retry_after=self.settings.retry_after_s) from None
-        except (RayActorError, DeploymentUnavailableError) as exc:
-            raise ApiError(503, "worker_unavailable", f"a cognitive worker went away "
-                           f"({type(exc).__name__}); retry", retry_after=self.settings.retry_after_s) from None
+        out = await self._call_worker(kind, dumped, session_id, version)
         if not out["ok"]:
             raise ApiError(out["status"], out["code"], out["message"], out.get("retry_after"))
         response = {"type": kind, "session_id": session_id,
@@ -249,8 +264,46 @@ class IngressImpl:
             if out["changed"]:
                 self.cache.delete_by_tags([f"session:{session_id}"])
             else:
-                self.cache.put(key, response, tags=[f"session:{session_id}", f"type:{kind}"])
+                try:
+                    self.cache.put(key, response, tags=[f"session:{session_id}",
+                                                        f"type:{kind}"])
+                except TypeError as exc:  # not cacheable: answer anyway, uncached
+                    log.warning("result of %s not cached: %s", kind, exc)
         return response
+
+    async def _call_worker(self, kind: str, dumped: dict, session_id: str | None,
+                           version: int | None) -> dict:
+        """The worker's answer. If the replica died before answering, the request is sent
+        once more (Serve's router has dropped the dead replica by then) when that is safe:
+        nothing was stored - no session, or the session is still at the version read before
+        the first try (a worker's save bumps it, atomically with the state). Otherwise, and on
+        a second failure, 503 with Retry-After: the write was not acknowledged."""
+        for attempt in (1, 2):
+            try:
+                return await self.worker.process.remote(kind, dumped, session_id)
+            except BackPressureError:
+                raise ApiError(503, "overloaded", "all cognitive workers are busy; retry shortly",
+                               retry_after=self.settings.retry_after_s) from None
+            except (RayActorError, RayTaskError, DeploymentUnavailableError) as exc:
+                died = isinstance(exc, ActorDiedError) or isinstance(
+                    getattr(exc, "cause", None), ActorDiedError)
+                if not isinstance(exc, (RayActorError, DeploymentUnavailableError)) and not died:
+                    raise
+                if attempt == 1 and died and await self._nothing_stored(session_id, version):
+                    self.stats.record_retry()
+                    continue
+                raise ApiError(503, "worker_unavailable", f"a cognitive worker went away "
+                               f"({type(exc).__name__}); retry",
+                               retry_after=self.settings.retry_after_s) from None
+        raise AssertionError("unreachable")
+
+    async def _nothing_stored(self, session_id: str | None, version: int | None) -> bool:
+        if session_id is None:
+            return True
+        try:
+            return (await asyncio.to_thread(self.store.meta, session_id)).version == version
+        except Exception:  # cannot tell: do not retry
+            return False
 
     # -- helpers ---------------------------------------------------------------------------
     def _sid(self, session_id: str) -> str:
@@ -271,20 +324,36 @@ class IngressImpl:
         except StoreUnavailable as exc:
             raise ApiError(503, "session_store_unavailable", str(exc),
                            retry_after=self.settings.retry_after_s) from None
+        except SessionCorrupt as exc:
+            raise ApiError(500, "session_corrupt", str(exc)) from None
+
+
+def _backend(store) -> str:
+    """The session backend's name; Redis behind the outage journal is still Redis (readyz
+    then also reports `redis` up/down and `journal_pending`)."""
+    return type(getattr(store, "redis", store)).__name__
 
 
 def _session_json(meta) -> dict:
     return dataclasses.asdict(meta) | {"session_id": meta.id}
 
 
+def _typed_endpoint(kind: str):
+    """The handler of POST /v1/{kind}. `kind` is closed over, not a parameter with a default:
+    FastAPI would publish such a parameter as a query string (`?_kind=`) that a client could
+    set to any processing type (found by the schemathesis fuzz test)."""
+
+    async def endpoint(self, body):
+        return await self._process(kind, body.input, body.session_id, body.options)
+
+    return endpoint
+
+
 def _add_typed_endpoints() -> None:
     """POST /v1/{type} for each processing type, with that type's own request schema."""
     for kind in TYPES:
         model = _typed_request(kind)
-
-        async def endpoint(self, body: model, _kind: str = kind):  # type: ignore[valid-type]
-            return await self._process(_kind, body.input, body.session_id, body.options)
-
+        endpoint = _typed_endpoint(kind)
         endpoint.__annotations__["body"] = model  # a real class, not the string 'model'
         endpoint.__name__ = f"process_{kind}"
         endpoint.__qualname__ = f"IngressImpl.{endpoint.__name__}"  # Serve binds it as a method

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from echo_ray.cache.codec import decode, encode
+from echo_ray.cache.codec import CodecError, decode, encode
 
 REFRESH_EVERY_S = 30.0  # reads refresh a session's TTL at most this often (fewer writes)
 
@@ -35,6 +35,23 @@ class TooManySessions(RuntimeError):
 
 class StoreUnavailable(RuntimeError):
     """The backing store cannot be reached right now."""
+
+
+class SessionCorrupt(RuntimeError):
+    """A stored session state is not a codec payload (e.g. a pickle someone put there)."""
+
+
+def decode_state(sid: str, blob, where: str) -> dict:
+    """The session state from its stored bytes; never unpickles, refuses anything else."""
+    try:
+        state = decode(blob)
+    except (CodecError, TypeError) as exc:
+        raise SessionCorrupt(f"session {sid}: refusing to load the state stored in {where}, "
+                             f"it is not an echo_ray codec payload: {exc}") from None
+    if not isinstance(state, dict):
+        raise SessionCorrupt(f"session {sid}: the state stored in {where} is a "
+                             f"{type(state).__name__}, not a dict; refusing to load it")
+    return state
 
 
 @dataclass
@@ -135,7 +152,7 @@ class EmbeddedSessionStore(SessionStore):
 
     def load(self, sid: str) -> tuple[SessionMeta, dict]:
         meta, blob = self._row(sid, True)
-        return meta, decode(blob)
+        return meta, decode_state(sid, blob, f"SQLite {self.path}")
 
     def save(self, sid: str, state: dict, expected_version: int) -> SessionMeta:
         now = time.time()
@@ -163,17 +180,37 @@ class EmbeddedSessionStore(SessionStore):
 
 
 # Compare-and-set of a session's state: KEYS meta, state, index; ARGV expected version, blob,
-# ttl, now. Returns the new version, -1 if missing, -2 on a version conflict.
+# ttl, now, write id. Returns {new version, created}, {-1} if missing, {-2} on a version
+# conflict. Idempotent: if the client resends the same write (its reply was lost and redis-py
+# retried), the write id shows it was applied already and the same answer comes back.
 _SAVE = """
-local v = redis.call('HGET', KEYS[1], 'version')
-if not v then return -1 end
-if tonumber(v) ~= tonumber(ARGV[1]) then return -2 end
+local h = redis.call('HMGET', KEYS[1], 'version', 'created', 'write')
+if not h[1] then return {-1} end
+local v = tonumber(h[1])
+if v ~= tonumber(ARGV[1]) then
+  if v == tonumber(ARGV[1]) + 1 and h[3] == ARGV[5] then return {v, h[2]} end
+  return {-2}
+end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 local nv = redis.call('HINCRBY', KEYS[1], 'version', 1)
-redis.call('HSET', KEYS[1], 'updated', ARGV[4], 'expires', ARGV[4] + ARGV[3])
+redis.call('HSET', KEYS[1], 'updated', ARGV[4], 'expires', ARGV[4] + ARGV[3], 'write', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4] + ARGV[3], KEYS[1])
-return nv
+return {nv, h[2]}
+"""
+
+# Replay of a journalled version: KEYS meta, state, index; ARGV version, blob, ttl, now,
+# created, updated. Writes it only if Redis does not hold this version (or a newer one)
+# already, so replaying twice changes nothing. Returns 1 if written, 0 if skipped.
+_PUT = """
+local v = redis.call('HGET', KEYS[1], 'version')
+if v and tonumber(v) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'created', ARGV[5], 'updated', ARGV[6],
+           'expires', ARGV[4] + ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4] + ARGV[3], KEYS[1])
+return 1
 """
 
 
@@ -184,12 +221,19 @@ class RedisSessionStore(SessionStore):
     def __init__(self, url: str, ttl_s: int = 3600, max_sessions: int = 10_000,
                  namespace: str = "echo_ray"):
         import redis
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
 
         self.ttl_s, self.max_sessions = ttl_s, max_sessions
         self.ns = namespace
+        # `url` may carry a password (redis://:secret@host) and TLS (rediss://...?ssl_ca_certs=)
+        # and is never logged. Two quick retries ride out a blip; a real outage fails fast
+        # (redis-py's default retries for seconds) so callers can answer 503 or journal.
         self.r = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
-                                      health_check_interval=10)
+                                      health_check_interval=10,
+                                      retry=Retry(ExponentialBackoff(cap=0.1, base=0.01), 2))
         self._save = self.r.register_script(_SAVE)
+        self._put = self.r.register_script(_PUT)
         self._index = f"{self.ns}:sessions"
 
     def _keys(self, sid: str) -> tuple[str, str]:
@@ -200,8 +244,17 @@ class RedisSessionStore(SessionStore):
 
         try:
             return fn(*args)
+        except redis.AuthenticationError:
+            raise StoreUnavailable("Redis session store refused the credentials in REDIS_URL "
+                                   "(wrong or missing password)") from None
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise StoreUnavailable(f"Redis session store unreachable: {exc}") from None
+            raise StoreUnavailable(f"Redis session store unreachable ({type(exc).__name__}: "
+                                   f"{exc})") from None
+        except redis.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise StoreUnavailable("Redis session store needs a password: put it in "
+                                       "REDIS_URL (redis://:password@host:port/db)") from None
+            raise
 
     def create(self) -> SessionMeta:
         def go():
@@ -252,18 +305,31 @@ class RedisSessionStore(SessionStore):
         meta, blob = self._meta(sid, True)
         if blob is None:
             raise SessionNotFound(sid)
-        return meta, decode(blob)
+        return meta, decode_state(sid, blob, "Redis")
 
     def save(self, sid: str, state: dict, expected_version: int) -> SessionMeta:
         blob = encode(state)
         mk, sk = self._keys(sid)
-        nv = self._call(self._save, [mk, sk, self._index],
-                        [expected_version, blob, self.ttl_s, time.time()])
-        if nv == -1:
+        now = time.time()
+        out = self._call(self._save, [mk, sk, self._index],
+                         [expected_version, blob, self.ttl_s, now, uuid.uuid4().hex])
+        if out[0] == -1:
             raise SessionNotFound(sid)
-        if nv == -2:
+        if out[0] == -2:
             raise VersionConflict(f"session {sid} changed since version {expected_version}")
-        return self.meta(sid)
+        return SessionMeta(sid, int(out[0]), float(out[1]), now, now + self.ttl_s)
+
+    def put_version(self, sid: str, version: int, blob: bytes, created: float, updated: float,
+                    expires: float) -> bool:
+        """Write this exact version unless Redis has it (or a newer one) already: the
+        journal's replay step. Returns False when skipped (already there, or expired)."""
+        now = time.time()
+        ttl = int(expires - now)
+        if ttl < 1:
+            return False
+        mk, sk = self._keys(sid)
+        return bool(self._call(self._put, [mk, sk, self._index],
+                               [version, blob, ttl, now, created, updated]))
 
     def delete(self, sid: str) -> bool:
         mk, sk = self._keys(sid)
@@ -285,6 +351,13 @@ class RedisSessionStore(SessionStore):
 
 
 def make_session_store(settings: Any) -> SessionStore:
+    """Redis (behind the outage journal unless SESSION_JOURNAL=false) or the embedded store."""
     if settings.redis_url:
-        return RedisSessionStore(settings.redis_url, settings.session_ttl_s, settings.max_sessions)
+        store = RedisSessionStore(settings.redis_url, settings.session_ttl_s,
+                                  settings.max_sessions)
+        if getattr(settings, "session_journal", True):
+            from .journal import JournaledSessionStore
+
+            return JournaledSessionStore(store, settings.session_dir)
+        return store
     return EmbeddedSessionStore(settings.session_dir, settings.session_ttl_s, settings.max_sessions)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 
 def _default_data_dir() -> Path:
@@ -52,6 +53,30 @@ class ServiceSettings:
     predictive_scaling: bool = True         # PREDICTIVE_SCALING: ForecastPolicy, else Ray's
     lb_strategy: str | None = None          # LB_STRATEGY (default power_of_two)
     retry_after_s: int = 1
+    # ECHO_RAY_API_TOKEN: when set, every endpoint but /healthz needs `Authorization: Bearer
+    # <token>`. Kept out of repr (and so out of logs and error messages).
+    api_token: str | None = field(default=None, repr=False)
+    session_journal: bool = True            # SESSION_JOURNAL: Redis outages go to a local journal
+
+    def __post_init__(self):
+        if self.api_token is not None and (not isinstance(self.api_token, str)
+                                           or len(self.api_token) < 16):
+            raise ValueError("api_token (ECHO_RAY_API_TOKEN) must be a string of at least 16 "
+                             "characters (e.g. `openssl rand -hex 32`)")
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                shown.append(f"{f.name}={'<set>' if getattr(self, f.name) else None}")
+            else:
+                value = getattr(self, f.name)
+                if f.name == "redis_url" and value:
+                    value = redact_url(value)
+                shown.append(f"{f.name}={value!r}")
+        return f"ServiceSettings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     @classmethod
     def from_env(cls, env=None) -> ServiceSettings:
@@ -71,4 +96,15 @@ class ServiceSettings:
             max_instances=max(1, _get(env, "MAX_INSTANCES", int, 4)),
             predictive_scaling=_get(env, "PREDICTIVE_SCALING", bool, True),
             lb_strategy=env.get("LB_STRATEGY") or None,
+            api_token=env.get("ECHO_RAY_API_TOKEN") or None,
+            session_journal=_get(env, "SESSION_JOURNAL", bool, True),
         )
+
+
+def redact_url(url: str) -> str:
+    """`rediss://user:secret@host:6380/0` -> `rediss://user:***@host:6380/0` (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))

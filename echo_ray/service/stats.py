@@ -16,6 +16,7 @@ class RequestStats:
         self.counts: collections.Counter = collections.Counter()
         self.latency_ms: collections.deque = collections.deque(maxlen=window)
         self.cache_hits = self.cache_misses = 0
+        self.worker_retries = 0  # requests re-sent after their worker replica died
         self._lock = threading.Lock()
         self._metrics = None
         if export:
@@ -55,6 +56,10 @@ class RequestStats:
         if self._metrics:
             self._metrics["cache"].inc(1, {"outcome": "hit" if hit else "miss"})
 
+    def record_retry(self) -> None:
+        with self._lock:
+            self.worker_retries += 1
+
     def set_sessions(self, n: int) -> None:
         if self._metrics:
             self._metrics["sessions"].set(n)
@@ -68,7 +73,8 @@ class RequestStats:
             total = sum(self.counts.values())
             lookups = self.cache_hits + self.cache_misses
             return {
-                "requests": {"total": total, "by_type": by_type},
+                "requests": {"total": total, "by_type": by_type,
+                             "worker_retries": self.worker_retries},
                 "latency_ms": {f"p{q}": float(np.percentile(lat, q)) if lat.size else None
                                for q in (50, 90, 95, 99)},
                 "result_cache": {"hits": self.cache_hits, "misses": self.cache_misses,

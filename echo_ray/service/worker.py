@@ -17,6 +17,7 @@ from echo_ray.routing.stats import RoutingStatsMixin
 from .engines import EngineCache
 from .errors import describe_validation
 from .sessions import (
+    SessionCorrupt,
     SessionNotFound,
     StoreUnavailable,
     VersionConflict,
@@ -69,6 +70,9 @@ class CognitiveProcessor:
                                f"session {session_id} does not exist or has expired")
             except StoreUnavailable as exc:
                 return failure(503, "session_store_unavailable", str(exc), retry_after=1)
+            except SessionCorrupt as exc:  # e.g. a pickle planted in the store: never loaded
+                log.error("%s", exc)
+                return failure(500, "session_corrupt", str(exc))
             except ValidationError as exc:
                 return failure(422, "invalid_input", describe_validation(exc.errors()))
             except (ValueError, TypeError, KeyError) as exc:

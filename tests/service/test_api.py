@@ -273,7 +273,7 @@ def test_sessions_survive_killing_a_worker_replica(api, ray_session):
     from ray import serve
 
     app = serve.status().applications["echo-embedded"]
-    assert app.deployments["CognitiveWorker"].status == "HEALTHY"
+    assert app.deployments["CognitiveWorker"].status in ("HEALTHY", "UPSCALING", "DOWNSCALING")
     workers = [a for a in ray_session.util.list_named_actors(all_namespaces=True)
                if "CognitiveWorker" in a["name"]]
     assert workers

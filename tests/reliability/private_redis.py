@@ -1,0 +1,112 @@
+"""Private redis-servers for the reliability and security tests (never the one on 6379).
+
+`PrivateRedis` extends tests/redis_server.py's server with what those tests need: an
+append-only file fsynced on every write (so stop/start keeps the data, like a production Redis
+restart), a password (`--requirepass`) and TLS (`rediss://`, a self-signed certificate made
+with the openssl CLI).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from redis_server import RedisServer  # noqa: E402
+
+
+def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """(certificate, key) for 127.0.0.1, valid one day; the certificate is its own CA."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the openssl CLI is needed to make a test certificate")
+    cert, key = directory / "redis.crt", directory / "redis.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def redis_has_tls() -> bool:
+    """True if this redis-server was built with TLS (it then accepts --tls-port)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return False
+    out = subprocess.run([exe, "--tls-port", "0", "--port", "0"], capture_output=True,
+                         text=True, timeout=10)
+    return "Configured to not listen anywhere" in out.stdout + out.stderr
+
+
+class PrivateRedis(RedisServer):
+    def __init__(self, password: str | None = None, durable: bool = False, tls: bool = False):
+        super().__init__()
+        self.password, self.durable, self.tls = password, durable, tls
+        self.cert = self.key = None
+        if tls:
+            self.cert, self.key = make_self_signed_cert(Path(self.dir))
+
+    @property
+    def url(self) -> str:
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        if self.tls:
+            return (f"rediss://{auth}127.0.0.1:{self.port}/0"
+                    f"?ssl_ca_certs={quote(str(self.cert))}&ssl_cert_reqs=required")
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        args = [self.exe, "--bind", "127.0.0.1", "--save", "", "--dir", self.dir,
+                "--daemonize", "no"]
+        if self.tls:
+            args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file",
+                     str(self.cert), "--tls-key-file", str(self.key), "--tls-ca-cert-file",
+                     str(self.cert), "--tls-auth-clients", "no"]
+        else:
+            args += ["--port", str(self.port)]
+        if self.durable:
+            args += ["--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            args += ["--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.ping():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout}s")
+
+    def ping(self) -> bool:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.url, socket_timeout=0.5,
+                                          socket_connect_timeout=0.5)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except (redis.RedisError, OSError):
+            return False
+
+    def client(self):
+        import redis
+
+        return redis.Redis.from_url(self.url)
+
+
+def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.05):
+    """Poll `condition()` until truthy (returns it) or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(every_s)
