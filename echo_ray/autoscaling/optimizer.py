@@ -141,7 +141,8 @@ class ScalingOptimizer:
         self._samples_seen += 1
         self._feed_forecaster(sample.t, sample.request_rate)
         cfg = self.config
-        if (sample.replicas > 0 and sample.utilisation >= 0.05
+        # a sample with no arrivals says nothing about capacity (it would record 0 requests/s)
+        if (sample.replicas > 0 and sample.utilisation >= 0.05 and sample.request_rate > 0
                 and sample.error_rate <= cfg.max_error_rate):
             self._capacity.append(sample.request_rate / (sample.replicas * sample.utilisation))
         quiet = (sample.utilisation < cfg.scale_down_threshold
@@ -234,7 +235,7 @@ class ScalingOptimizer:
         forecast, source = self._forecast(h)
         capacity, capacity_source = self.capacity()
         predictive = None
-        if forecast is not None and capacity is not None:
+        if forecast is not None and capacity is not None and capacity > 0:
             upper = max(0.0, forecast.upper)
             predictive = math.ceil(upper / (capacity * cfg.target_utilisation) - 1e-9)
             if predictive > base:

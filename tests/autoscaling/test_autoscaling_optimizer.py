@@ -304,3 +304,14 @@ def test_samples_must_not_go_back_in_time():
     opt.observe(sample(t=10.0))
     with pytest.raises(ValueError, match="backwards"):
         opt.observe(sample(t=9.0))
+
+
+def test_idle_samples_do_not_record_zero_capacity():
+    """A busy-looking sample with no arrivals must not make the measured capacity 0
+    (which used to crash the pricing with "mu must be > 0")."""
+    opt = ScalingOptimizer(ScalingConfig(min_instances=1, max_instances=4, lead_time_s=15))
+    for i in range(120):
+        decision = opt.step(Sample(t=0.5 * i, request_rate=0.0, utilisation=0.5, replicas=1,
+                                   ongoing_requests=1.0, p95_latency_ms=50.0))
+    assert opt.capacity() == (None, "unknown")
+    assert decision.desired_replicas >= 1
