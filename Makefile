@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_OUT ?= benchmarks/out
 
-.PHONY: install run stop demo test lint bench bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-autoscaling soak clean
+.PHONY: install run stop demo test lint bench bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-autoscaling soak clean prometheus-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,20 +18,31 @@ install: $(STAMP)
 
 RAY_PORT ?= 6390
 
-# A local Ray cluster on an explicit port (dashboard and HTTP on 127.0.0.1 only), then the app.
+# `echo-ray start`: a local Ray head on 127.0.0.1:$(RAY_PORT) (reused if running; dashboard and
+# HTTP on 127.0.0.1 only) with the app deployed, waiting until it answers. `make stop` stops both.
 run: $(STAMP)
-	@$(BIN)/ray status --address=127.0.0.1:$(RAY_PORT) >/dev/null 2>&1 || \
-	  $(BIN)/ray start --head --node-ip-address=127.0.0.1 --port=$(RAY_PORT) --dashboard-host=127.0.0.1 --disable-usage-stats
-	RAY_AUTH_MODE=token RAY_ADDRESS=127.0.0.1:$(RAY_PORT) $(BIN)/python -m echo_ray.launch
+	$(BIN)/echo-ray start --port $(RAY_PORT)
 
 stop: $(STAMP)
-	-$(BIN)/ray stop
+	-$(BIN)/echo-ray stop --address 127.0.0.1:$(RAY_PORT) --cluster
 
 demo: $(STAMP)
 	$(BIN)/python -m echo_ray.demo
 
-test: $(STAMP)
+test: $(STAMP) prometheus-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Prometheus and promtool for the observability tests: the machine's own if on PATH, else
+# Debian's package unpacked into .venv/prometheus (no root install). Never fails: where it
+# cannot be fetched the tests that need it skip and print why.
+PROM_DIR := $(VENV)/prometheus
+prometheus-tools: $(STAMP)
+	@command -v prometheus >/dev/null 2>&1 || test -x $(PROM_DIR)/usr/bin/prometheus || ( \
+	  rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)/deb && cd $(PROM_DIR)/deb && \
+	  { apt-get download prometheus >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; } && \
+	  dpkg-deb -x prometheus_*.deb .. && rm -rf ../deb && echo "prometheus unpacked into $(PROM_DIR)" \
+	) || echo "prometheus: Debian package not available here; the Prometheus tests will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check echo_ray tests benchmarks

@@ -40,5 +40,9 @@ from echo_ray.sim.cli import register as register_sim  # noqa: E402
 
 register_sim(app)
 
+from echo_ray.ops.cli import register as register_ops  # noqa: E402
+
+register_ops(app)
+
 if __name__ == "__main__":
     app()

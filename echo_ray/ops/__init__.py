@@ -1,0 +1,1 @@
+"""Operations: local clusters, deploying Serve configs, config validation, the ops CLI."""

@@ -1,0 +1,263 @@
+"""A single-node Ray cluster started with `ray start --head`, on ports we choose.
+
+Why not `ray stop`: it stops every Ray process on the machine, including clusters that are
+not ours (a test session's, another user's). A cluster started with `block=True` runs under
+one `ray start --block` process in its own process group; `stop()` ends that process (Ray
+then tears its own children down) and, if anything is left after the timeout, that group.
+
+Every port (GCS, dashboard, dashboard agent, runtime-env agent, client server, metrics) is
+given explicitly so two clusters on one machine never collide, and `temp_dir` keeps this
+cluster's `ray_current_cluster` and Prometheus service-discovery file apart from
+`/tmp/ray`, so `ray.init()` elsewhere never picks this cluster up by accident.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SD_FILE = "prom_metrics_service_discovery.json"
+# Ray 2.60 enables token authentication for new local clusters, but a client given an
+# explicit address only sends the token when told to: cluster and clients both say so.
+AUTH_ENV = {"RAY_AUTH_MODE": "token"}
+
+
+def ensure_auth_token() -> None:
+    """Create Ray's default auth token (~/.ray/auth_token) if there is none, as
+    `ray.init()` does for a new local cluster."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    from ray._private.authentication.authentication_token_setup import (
+        _get_default_token_path,
+        generate_and_save_token,
+    )
+
+    if not _get_default_token_path().exists():
+        generate_and_save_token()
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ray_executable() -> str:
+    """The `ray` script next to this interpreter (the venv's), else the one on PATH."""
+    here = Path(sys.executable).with_name("ray")
+    if here.exists():
+        return str(here)
+    found = shutil.which("ray")
+    if not found:
+        raise FileNotFoundError("the `ray` command was not found next to "
+                                f"{sys.executable} nor on PATH")
+    return found
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout_s):
+        return True
+    return False
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.25):
+    """Poll `predicate` until it returns something truthy; TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = predicate()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached within {timeout_s:.0f}s")
+        time.sleep(interval_s)
+
+
+@dataclass
+class Ports:
+    gcs: int = field(default_factory=free_port)
+    dashboard: int = field(default_factory=free_port)
+    metrics_export: int = field(default_factory=free_port)
+    client_server: int = field(default_factory=free_port)
+    dashboard_agent_listen: int = field(default_factory=free_port)
+    dashboard_agent_grpc: int = field(default_factory=free_port)
+    runtime_env_agent: int = field(default_factory=free_port)
+
+
+@dataclass
+class LocalCluster:
+    """Handle on one `ray start --head` cluster on 127.0.0.1."""
+
+    ports: Ports
+    temp_dir: Path
+    proc: subprocess.Popen | None = None  # the `ray start --block` process, if blocking
+    log_path: Path | None = None
+    owns_temp_dir: bool = False
+
+    @property
+    def address(self) -> str:
+        """The GCS address, what `ray.init(address=...)` and RAY_ADDRESS take."""
+        return f"127.0.0.1:{self.ports.gcs}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.dashboard}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.metrics_export}/metrics"
+
+    @property
+    def service_discovery_file(self) -> Path:
+        """Ray keeps the list of metrics endpoints here (the file Prometheus' file_sd reads)."""
+        return self.temp_dir / SD_FILE
+
+    def auth_headers(self) -> dict[str, str]:
+        """The bearer token Ray's dashboard wants (token auth is on for our clusters)."""
+        token = os.environ.get("RAY_AUTH_TOKEN")
+        path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+        if not token and Path(path).is_file():
+            token = Path(path).read_text().strip()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """This process's environment pointed at this cluster (for subprocesses)."""
+        env = {**os.environ, **AUTH_ENV, "RAY_ADDRESS": self.address, **extra}
+        env.pop("RAY_DASHBOARD_ADDRESS", None)
+        return env
+
+    @classmethod
+    def start(cls, *, ports: Ports | None = None, temp_dir: str | Path | None = None,
+              ray_default_temp_dir: bool = False, num_cpus: int | None = None,
+              object_store_mb: int | None = 256, block: bool = True,
+              env: dict[str, str] | None = None, extra_args: list[str] | None = None,
+              timeout_s: float = 90.0) -> LocalCluster:
+        """Start the head and wait (bounded) until the GCS and the dashboard answer.
+
+        `block=True` (tests, notebooks): the cluster lives under one process we own; call
+        `stop()`. `block=False` (`echo-ray start`): Ray daemonises, `ray stop` ends it.
+        `ray_default_temp_dir=True` keeps Ray's /tmp/ray (so `ray status`, `ray stop` and
+        the shipped prometheus.yml find it); otherwise a private `temp_dir` (made if None).
+        """
+        if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int)
+                                     or num_cpus < 1):
+            raise ValueError(f"num_cpus must be an integer >= 1, got {num_cpus!r}")
+        ports = ports or Ports()
+        owns = temp_dir is None and not ray_default_temp_dir
+        if ray_default_temp_dir:
+            from ray._common.utils import get_default_ray_temp_dir
+
+            tmp = Path(get_default_ray_temp_dir())
+        else:
+            # Unix socket paths must stay under ~100 bytes: keep the temp dir short.
+            tmp = Path(temp_dir) if temp_dir else Path(tempfile.mkdtemp(prefix="eray",
+                                                                        dir="/tmp"))
+        tmp.mkdir(parents=True, exist_ok=True)
+        cmd = [ray_executable(), "start", "--head", "--node-ip-address", "127.0.0.1",
+               "--port", str(ports.gcs),
+               "--dashboard-host", "127.0.0.1", "--dashboard-port", str(ports.dashboard),
+               "--include-dashboard", "true",
+               "--metrics-export-port", str(ports.metrics_export),
+               "--ray-client-server-port", str(ports.client_server),
+               "--dashboard-agent-listen-port", str(ports.dashboard_agent_listen),
+               "--dashboard-agent-grpc-port", str(ports.dashboard_agent_grpc),
+               "--runtime-env-agent-port", str(ports.runtime_env_agent),
+               "--disable-usage-stats"]
+        if not ray_default_temp_dir:
+            cmd += ["--temp-dir", str(tmp)]
+        if num_cpus is not None:
+            cmd += ["--num-cpus", str(num_cpus)]
+        if object_store_mb:
+            cmd += ["--object-store-memory", str(int(object_store_mb) << 20)]
+        cmd += list(extra_args or [])
+        if block:
+            cmd.append("--block")
+        ensure_auth_token()
+        full_env = {**os.environ, **AUTH_ENV, **(env or {})}
+        for var in ("RAY_ADDRESS", "RAY_DASHBOARD_ADDRESS"):
+            full_env.pop(var, None)
+        # Tear down at once on SIGTERM (no drain wait for a local test cluster).
+        full_env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "0")
+        log_path = tmp / f"ray-start-{ports.gcs}.log"
+        cluster = cls(ports=ports, temp_dir=tmp, log_path=log_path, owns_temp_dir=owns)
+        with open(log_path, "wb") as log:
+            if block:
+                cluster.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                env=full_env, start_new_session=True,
+                                                preexec_fn=_term_with_parent)
+            else:
+                done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                                      timeout=timeout_s)
+                if done.returncode != 0:
+                    raise RuntimeError(f"`ray start` failed (exit {done.returncode}):\n"
+                                       f"{cluster.log_tail()}")
+        try:
+            cluster.wait_ready(timeout_s)
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def wait_ready(self, timeout_s: float) -> None:
+        def up():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"`ray start` exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            return (port_open("127.0.0.1", self.ports.gcs)
+                    and port_open("127.0.0.1", self.ports.dashboard))
+
+        wait_for(up, timeout_s, f"Ray head on {self.address} (dashboard {self.dashboard_url})")
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self.log_path and self.log_path.exists():
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)"
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """End this cluster's processes only (see the module docstring)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        if proc is not None:
+            # Ray's children (raylet, workers) may outlive `ray start` by a moment; they
+            # are in the process group we created for it, and nothing else is.
+            try:
+                wait_for(lambda: not _group_alive(proc.pid), 15, "Ray processes exiting")
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        if self.owns_temp_dir:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _term_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so a killed test run or notebook
+    server does not leave the cluster behind (Ray cleans up on SIGTERM)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PDEATHSIG
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
