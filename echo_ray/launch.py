@@ -13,24 +13,28 @@ import ray
 from ray import serve
 
 from echo_ray.app import build_app
+from echo_ray.service.auth import client_headers
 
 CURL = """
 echo-ray is serving on {url}  (OpenAPI: {url}/docs)
 
-  curl -s -X POST {url}/v1/sessions
-  curl -s -X POST {url}/v1/reasoning -H 'content-type: application/json' \\
+  curl -s{auth} -X POST {url}/v1/sessions
+  curl -s{auth} -X POST {url}/v1/reasoning -H 'content-type: application/json' \\
        -d '{{"input": {{"series": [0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4, 0.9, 0.4, 0.1, 0.4], "horizon": 4}}}}'
-  curl -s {url}/v1/stats
+  curl -s{auth} {url}/v1/stats
 
 Ctrl-C stops serving (the Ray cluster keeps running; `make stop` stops it).
 """
 
 
 def wait_ready(url: str, timeout_s: float = 120.0) -> None:
+    """Poll /readyz until it answers 200. It needs the API token when one is set, so the
+    poll sends `Authorization: Bearer $ECHO_RAY_API_TOKEN` then."""
     deadline = time.monotonic() + timeout_s
+    request = urllib.request.Request(f"{url}/readyz", headers=client_headers())
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=5) as r:
+            with urllib.request.urlopen(request, timeout=5) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -48,7 +52,9 @@ def main() -> None:
     serve.run(build_app(), name="echo-ray", route_prefix="/")
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     wait_ready(url)
-    print(CURL.format(url=url), flush=True)
+    # the variable's name, never its value: the token stays out of the terminal and logs
+    auth = ' -H "Authorization: Bearer $ECHO_RAY_API_TOKEN"' if client_headers() else ""
+    print(CURL.format(url=url, auth=auth), flush=True)
     try:
         while True:
             time.sleep(3600)

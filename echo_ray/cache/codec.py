@@ -45,7 +45,9 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(EXT_NDARRAY, msgpack.packb(payload, use_bin_type=True))
     if isinstance(obj, np.generic):
         _check_dtype(obj.dtype, TypeError)
-        payload = [obj.dtype.str, obj.tobytes()]
+        # An empty bytes/str scalar has dtype S0/U0 (itemsize 0), yet numpy's tobytes() gives
+        # one NUL (S0) or one NUL code point (U0): keep exactly `itemsize` bytes.
+        payload = [obj.dtype.str, obj.tobytes()[:obj.dtype.itemsize]]
         return msgpack.ExtType(EXT_NUMPY_SCALAR, msgpack.packb(payload, use_bin_type=True))
     if isinstance(obj, tuple):
         return msgpack.ExtType(EXT_TUPLE, _pack(list(obj)))
@@ -75,18 +77,44 @@ def _ext_hook(code: int, data: bytes) -> Any:
             raise CodecError(f"array shape must be a list of non-negative ints, got {shape!r}")
         count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if not isinstance(raw, bytes) or len(raw) != count * dtype.itemsize:
-            raise CodecError(f"array payload has {len(raw)} bytes, expected "
-                             f"{count * dtype.itemsize} for shape {shape} {dtype.str}")
+            raise CodecError(f"array payload has {len(raw) if isinstance(raw, bytes) else 0} "
+                             f"bytes, expected {count * dtype.itemsize} for shape {shape} "
+                             f"{dtype.str}")
+        if dtype.itemsize == 0:  # S0/U0: np.frombuffer refuses itemsize 0; no data to copy
+            if count > 1 << 24:
+                raise CodecError(f"array of {count} empty strings is too large")
+            return np.ndarray(tuple(shape), dtype=dtype)
+        _check_code_points(raw, dtype)
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
     if code == EXT_NUMPY_SCALAR:
         dtype_str, raw = msgpack.unpackb(data, raw=False)
         dtype = _decode_dtype(dtype_str)
-        if not isinstance(raw, bytes) or len(raw) != dtype.itemsize:
+        # Codec versions before the S0/U0 fix wrote 1 (S0) or 4 (U0) NUL bytes for an empty
+        # bytes/str scalar; accept those too.
+        legacy_empty = (dtype.itemsize == 0 and isinstance(raw, bytes)
+                        and raw == b"\0" * (1 if dtype.kind == "S" else 4))
+        if not isinstance(raw, bytes) or (len(raw) != dtype.itemsize and not legacy_empty):
             raise CodecError(f"numpy scalar payload has the wrong size for {dtype.str}")
+        if dtype.kind == "S":  # np.bytes_ keeps trailing NULs; indexing an array strips them
+            return np.bytes_(raw[:dtype.itemsize])
+        if dtype.kind == "U":
+            _check_code_points(raw[:dtype.itemsize], dtype)
+            n = dtype.itemsize // 4
+            text = str(np.frombuffer(raw, dtype=dtype)[0]) if n else ""
+            return np.str_(text + "\0" * (n - len(text)))  # put stripped trailing NULs back
         return np.frombuffer(raw, dtype=dtype)[0]
     if code == EXT_TUPLE:
         return tuple(_unpack(data))
     raise CodecError(f"unknown msgpack extension type {code}")
+
+
+def _check_code_points(raw: bytes, dtype: np.dtype) -> None:
+    """UTF-32 payloads of a `U` dtype must hold valid code points: numpy accepts any uint32
+    in a buffer, and reading such an element later raises SystemError, not ValueError."""
+    if dtype.kind == "U" and raw:
+        units = np.frombuffer(raw, dtype=dtype.str[0] + "u4")  # "<U3" -> "<u4"
+        if units.max() > 0x10FFFF:
+            raise CodecError("str payload holds a value that is not a Unicode code point")
 
 
 def _decode_dtype(dtype_str: Any) -> np.dtype:

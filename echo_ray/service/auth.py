@@ -8,11 +8,20 @@ reveal how much of a guess was right), never logged and never echoed: a refused 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 
 from .errors import error_response
 
 OPEN_PATHS = frozenset({"/healthz"})  # liveness probes carry no credentials
+
+
+def client_headers(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Headers for echo-ray's own HTTP clients (`make run`'s readiness poll, `echo-ray
+    calibrate`, `echo-ray replay`): `Authorization: Bearer $ECHO_RAY_API_TOKEN` when that
+    variable is set, so they work against a service that requires the token."""
+    token = (os.environ if env is None else env).get("ECHO_RAY_API_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def route_path(scope) -> str:

@@ -39,6 +39,15 @@ def describe_validation(errors) -> str:
     return "; ".join(parts) + more
 
 
+def validation_failure(errors) -> tuple[int, str, str]:
+    """(status, code, message) for a request FastAPI refused before its handler ran: 400 if
+    the body is not JSON at all, else 422 with where and why."""
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return 400, "malformed_json", ("request body is not valid JSON: "
+                                       + describe_validation(errors))
+    return 422, "invalid_request", describe_validation(errors)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError):
@@ -46,11 +55,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
-        errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(400, "malformed_json", "request body is not valid JSON: "
-                                  + describe_validation(errors))
-        return error_response(422, "invalid_request", describe_validation(errors))
+        return error_response(*validation_failure(exc.errors()))
 
     @app.exception_handler(ValidationError)
     async def _pydantic(_: Request, exc: ValidationError):

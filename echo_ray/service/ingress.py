@@ -12,7 +12,9 @@ import time
 from typing import Any, Literal
 
 from fastapi import FastAPI, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ray import serve
 from ray.exceptions import ActorDiedError, RayActorError, RayTaskError
@@ -24,7 +26,13 @@ from echo_ray.cache.service import cache_service
 from echo_ray.cognitive import PROCESSORS
 
 from .auth import BearerAuthMiddleware
-from .errors import ApiError, BodyLimitMiddleware, describe_validation, install_error_handlers
+from .errors import (
+    ApiError,
+    BodyLimitMiddleware,
+    describe_validation,
+    install_error_handlers,
+    validation_failure,
+)
 from .sessions import (
     SessionCorrupt,
     SessionNotFound,
@@ -97,8 +105,46 @@ def _api_token() -> str | None:
     return _replica["settings"].api_token
 
 
+def _record_rejected(kind: str, status: int, latency_ms: float) -> None:
+    """Count a processing request FastAPI refused before the handler ran (module-level, like
+    the readers above, so it finds this replica's RequestStats)."""
+    stats = _replica.get("stats")
+    if stats is not None:
+        stats.record(kind, status, latency_ms)
+
+
+class CountedRoute(APIRoute):
+    """Route class of the app. On the processing routes (POST /v1/process, POST /v1/{type})
+    a request FastAPI refuses before the handler runs - malformed JSON (400) or a body the
+    typed model rejects (422) - is counted in the request stats and metrics
+    (`echo_ray_requests_total{type,status}`), like every answer of the handler. The type is
+    the route's, or for /v1/process the body's `type` if it names one ("unknown" if not)."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        kind = self.path.rsplit("/", 1)[-1]
+        if kind not in TYPES and self.path != "/v1/process":
+            return handler
+
+        async def counted(request):
+            t0 = time.perf_counter()
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                label = kind
+                if label not in TYPES:
+                    named = exc.body.get("type") if isinstance(exc.body, dict) else None
+                    label = named if isinstance(named, str) and named in TYPES else "unknown"
+                _record_rejected(label, validation_failure(exc.errors())[0],
+                                 (time.perf_counter() - t0) * 1000)
+                raise
+
+        return counted
+
+
 api = FastAPI(title="echo-ray cognitive API", version="1",
               description="Deep Tree Echo State Network processing on Ray Serve.")
+api.router.route_class = CountedRoute
 api.add_middleware(BodyLimitMiddleware, limit=_max_request_bytes)
 api.add_middleware(BearerAuthMiddleware, token=_api_token)
 install_error_handlers(api)
@@ -138,6 +184,7 @@ class IngressImpl:
         self.worker = worker
         self.store = make_session_store(self.settings)
         self.stats = RequestStats()
+        _replica["stats"] = self.stats  # for requests refused before a handler (CountedRoute)
         try:
             app_name = serve.get_replica_context().app_name
         except Exception:

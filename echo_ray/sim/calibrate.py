@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from echo_ray.service.auth import client_headers
+
 from .service import write_calibration
 
 SERIES = [round(0.5 + 0.4 * ((k * 7) % 13 - 6) / 6.0, 3) for k in range(30)]
@@ -48,7 +50,7 @@ def calibrate(url: str, out: str | Path, n: int = 20, types: list[str] | None = 
                          f"valid: {sorted(DEFAULT_REQUESTS)}")
     base = url.rstrip("/")
     measured: dict[str, dict] = {}
-    with httpx.Client(timeout=timeout_s) as client:
+    with httpx.Client(timeout=timeout_s, headers=client_headers()) as client:
         for kind in chosen:
             body = {"input": DEFAULT_REQUESTS[kind], "options": {"cache": False}}
             latency, errors, last_error = [], 0, None

@@ -26,6 +26,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from echo_ray.service.auth import client_headers
+
 from .arrivals import RateTrace
 from .results import (
     DROPPED,
@@ -81,7 +83,7 @@ async def _send_all(url: str, times: np.ndarray, request: ReplayRequest, timeout
     # number of waiting requests, which an overloaded server makes large).
     slots = asyncio.Semaphore(max_connections)
     async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s,
-                                 limits=limits) as client:
+                                 limits=limits, headers=client_headers()) as client:
         start = time.perf_counter()
 
         async def one(i: int) -> None:

@@ -261,3 +261,28 @@ def test_policies_never_exceed_capacity(sequence, name):
         else:
             p.delete(key)
         assert len(p) <= 6
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_purge_expired_drops_soonest_deadlines_first_and_at_most_limit(name, clock):
+    kwargs = {"ttl": 1000.0} if name == "ttl" else {}
+    p = make_policy(name, maxsize=1000, clock=clock, **kwargs)
+    for i in range(10):
+        p.put(f"k{i}", i, ttl=10.0 - i)  # k9 expires first
+    p.put("k0", 0, ttl=50.0)  # a new deadline: its old row in the heap is stale
+    p.put("live", 1, ttl=500.0)
+    assert p.purge_expired(3) == 0  # nothing has expired yet
+    clock.advance(9.5)  # k1..k9 have expired (deadlines 1..9), k0 has not
+    assert p.purge_expired(3) == 3 and p.expirations == 3
+    assert {f"k{i}" for i in (9, 8, 7)}.isdisjoint(p._data) and "k6" in p._data
+    assert p.purge_expired() == 6 and p.purge_expired() == 0
+    assert set(p._data) == {"k0", "live"} and p.expirations == 9 and p.evictions == 0
+
+
+def test_deadline_heap_stays_proportional_to_live_entries(clock):
+    p = LRUPolicy(maxsize=10, clock=clock)
+    for i in range(10_000):  # the same 5 keys rewritten with new deadlines
+        p.put(f"k{i % 5}", i, ttl=100.0)
+    assert len(p._deadlines) <= 2 * len(p) + 65
+    p.clear()
+    assert p._deadlines == [] and p.purge_expired() == 0

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from echo_ray.cache.entry import pack_entry, unpack_entry
+from echo_ray.cache.tiers.base import PURGE_BATCH, PURGE_EVERY_READS
 from echo_ray.cache.tiers.compressed import CompressedTier
 from echo_ray.cache.tiers.disk import BytesOnlyDisk, DiskTier
 from echo_ray.cache.tiers.memory import MemoryTier
@@ -146,3 +147,68 @@ def test_compressed_tier_judges_large_entries_on_a_sample():
     assert not tier.put("noise", noise, None) and tier.skipped_incompressible == 1
     zeros = pack_entry(np.zeros(2**17))
     assert tier.put("zeros", zeros, None) and tier.get("zeros").value == zeros
+
+
+def _fill_with_expiring(tier, n, put):
+    for i in range(n):
+        put(tier, f"old{i}", ttl=1.0 + i * 0.001, tags=["old", f"o{i}"])
+
+
+def _put_l1(tier, key, ttl, tags=()):
+    tier.put(key, key, nbytes=100, ttl=ttl, tags=tags)
+
+
+def _put_l2(tier, key, ttl, tags=()):
+    tier.put(key, pack_entry("z" * 4096), ttl=ttl, tags=tags)
+
+
+@pytest.mark.parametrize("make, put", [
+    (lambda clock, policy: MemoryTier(max_bytes=1 << 20, policy=policy, clock=clock), _put_l1),
+    (lambda clock, policy: CompressedTier(max_bytes=1 << 20, policy=policy, min_bytes=0,
+                                          clock=clock), _put_l2),
+], ids=["l1", "l2"])
+@pytest.mark.parametrize("policy", ["lru", "lfu", "fifo", "tinylfu", "ttl"])
+def test_in_process_tiers_drop_expired_entries_without_reading_them(make, put, policy, clock):
+    """A long-running process writes entries that nobody reads again: writes of other keys
+    purge them in bounded batches (soonest deadline first), tags included; live ones stay."""
+    tier = make(clock, policy)
+    n = 4 * PURGE_BATCH + 5
+    _fill_with_expiring(tier, n, put)
+    put(tier, "live", ttl=100.0, tags=["live"])
+    put(tier, "forever", ttl=None)
+    assert tier.snapshot()["items"] == n + 2
+    clock.advance(1.0 + (n // 2) * 0.001)  # the first half (by deadline) has expired
+    half = n // 2 + 1
+    put(tier, "new0", ttl=100.0)
+    first = half if policy == "ttl" else PURGE_BATCH  # the ttl policy purges all on a put
+    snap = tier.snapshot()
+    assert snap["items"] == n + 3 - first and snap["expirations"] == first
+    assert tier.keys_for_tags([f"o{i}" for i in range(first)]) == set()
+    assert tier.keys_for_tags([f"o{half}"]) == {f"old{half}"}
+    for i in range(1, 4):
+        put(tier, f"new{i}", ttl=100.0)
+    assert tier.snapshot()["expirations"] == half  # only what had expired, no more
+    clock.advance(1.0)  # now all of them
+    for i in range(4, 8):
+        put(tier, f"new{i}", ttl=100.0)
+    snap = tier.snapshot()
+    assert snap["expirations"] == n and snap["items"] == 2 + 8 and snap["hits"] == 0
+    assert tier.keys_for_tags(["old"]) == set() and tier.keys_for_tags(["live"]) == {"live"}
+    assert snap["evictions"] == 0 and snap["misses"] == 0  # never read, never evicted
+    assert tier.get("live") is not None and tier.get("forever") is not None
+
+
+@pytest.mark.parametrize("make", [
+    lambda clock: MemoryTier(max_bytes=1 << 20, clock=clock),
+    lambda clock: CompressedTier(max_bytes=1 << 20, min_bytes=0, clock=clock),
+], ids=["l1", "l2"])
+def test_in_process_tiers_purge_on_reads_of_other_keys_too(make, clock):
+    tier = make(clock)
+    put = _put_l1 if isinstance(tier, MemoryTier) else _put_l2
+    put(tier, "hot", ttl=None)
+    for i in range(10):
+        put(tier, f"old{i}", ttl=1.0)
+    clock.advance(2.0)
+    for _ in range(PURGE_EVERY_READS):
+        assert tier.get("hot") is not None
+    assert tier.snapshot()["items"] == 1 and tier.snapshot()["expirations"] == 10

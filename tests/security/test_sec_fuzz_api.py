@@ -20,8 +20,9 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 20}  # per operation
 # Disabled: positive_data_acceptance ("schema-valid request rejected"). The processing types
 # check rules a JSON schema cannot state (op 'store' needs 'items'; 'score' needs a trained
-# session; a modality has exactly one of series/text/vector) and answer 422 with the reason;
-# the cache routes read their body themselves, so their OpenAPI shows no request body.
+# session; a modality has exactly one of series/text/vector) and answer 422 with the reason.
+# The cache routes' bodies (PUT /v1/cache/{key}, POST /v1/cache/invalidate) are typed, so they
+# are in the OpenAPI and fuzzed like the others.
 # Every other default check runs: not_a_server_error, status_code_conformance,
 # content_type_conformance, response_schema_conformance, response_headers_conformance and,
 # for invalid input, negative_data_rejection.

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import uuid
 
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,9 +27,10 @@ DTYPES = ["bool", "int8", "uint16", ">i4", "<i8", "uint64", "float16", "float32"
 
 arrays = hnp.arrays(dtype=st.sampled_from(DTYPES).map(np.dtype),
                     shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
-# (empty bytes/str scalars, dtype S0/U0, are left out: see the xfail test below)
+# Indexing an array strips trailing NULs from bytes/str items, so scalars built directly
+# cover empty ones (dtype S0/U0) and trailing NULs too.
 numpy_scalars = (arrays.filter(lambda a: a.size > 0).map(lambda a: a.reshape(-1)[0])
-                 .filter(lambda x: x.dtype.itemsize > 0))
+                 | st.binary(max_size=4).map(np.bytes_) | st.text(max_size=3).map(np.str_))
 leaves = (st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1)
           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8)
           | st.binary(max_size=8) | arrays | numpy_scalars)
@@ -66,12 +68,36 @@ def test_codec_round_trips_nested_structures_with_arrays(value):
     assert same(back, value), (value, back)
 
 
-@pytest.mark.xfail(strict=True, raises=CodecError, reason="codec bug found by the property "
-                   "test above: encode() accepts empty numpy bytes/str scalars (dtype S0/U0) "
-                   "but writes a 1-byte payload that decode() refuses")
-@pytest.mark.parametrize("scalar", [np.bytes_(b""), np.str_("")])
-def test_codec_empty_numpy_string_scalars(scalar):
-    assert same(decode(encode(scalar)), scalar)
+@pytest.mark.parametrize("value", [
+    np.bytes_(b""), np.str_(""),                                      # dtype S0 / U0
+    np.ndarray((), dtype="S0"), np.ndarray((), dtype="U0"),           # 0-d arrays of them
+    np.ndarray((2, 3), dtype="U0"), np.ndarray((0,), dtype="S0"),
+    np.array(b""), np.array(""),                                      # numpy makes these S1/U1
+    np.bytes_(b"a\0"), np.str_("a\0\0"), np.str_("\0"),              # trailing NULs kept
+    [np.bytes_(b""), {"k": (np.str_(""), np.ndarray((), dtype="S0"))}],
+], ids=repr)
+def test_codec_empty_numpy_bytes_and_str(value):
+    assert same(decode(encode(value)), value)
+
+
+@pytest.mark.parametrize("dtype, raw", [("|S0", b"\0"), ("<U0", b"\0" * 4)])
+def test_codec_reads_empty_string_scalars_written_before_the_fix(dtype, raw):
+    """Earlier versions wrote 1 (S0) or 4 (U0) NUL bytes for an empty scalar; such entries may
+    still sit in Redis or on disk."""
+    blob = msgpack.packb(msgpack.ExtType(2, msgpack.packb([dtype, raw], use_bin_type=True)))
+    assert same(decode(blob), np.dtype(dtype).type())
+
+
+@pytest.mark.parametrize("ext, payload", [
+    (2, ["<U1", b"\xff\xff\xff\xff"]),                   # not a code point
+    (1, ["<U1", [1], b"\x00\x00\x11\x00"]),              # 0x110000, one past the last
+    (1, ["|S0", [1 << 40], b""]),                            # 2**40 empty strings
+    (2, ["|S0", b"xy"]),
+])
+def test_codec_refuses_bad_string_payloads(ext, payload):
+    blob = msgpack.packb(msgpack.ExtType(ext, msgpack.packb(payload, use_bin_type=True)))
+    with pytest.raises(CodecError):
+        decode(blob)
 
 
 @settings(PROPS, max_examples=300)

@@ -107,3 +107,26 @@ def test_typed_endpoints_take_no_processing_type_from_the_query(client):
 def test_lone_surrogates_are_a_422_not_a_500(client, path, body):
     r = client.post(path, headers={**AUTH, "content-type": "application/json"}, content=body)
     assert r.status_code == 422 and "unicode" in r.json()["error"]["message"], r.text
+
+
+def test_echo_rays_own_http_clients_send_the_token(secure_app, monkeypatch, tmp_path):
+    """`make run`'s readiness poll, `echo-ray calibrate` and `echo-ray replay` send
+    `Authorization: Bearer $ECHO_RAY_API_TOKEN` when it is set (else the poll never sees
+    ready and every calibration or replay request is a 401)."""
+    from echo_ray.launch import wait_ready
+    from echo_ray.sim.arrivals import RateTrace
+    from echo_ray.sim.calibrate import calibrate
+    from echo_ray.sim.replay import ReplayRequest, replay
+
+    monkeypatch.delenv("ECHO_RAY_API_TOKEN", raising=False)
+    with pytest.raises(SystemExit, match="did not become ready"):
+        wait_ready(secure_app, timeout_s=1.0)  # 401 all along
+    monkeypatch.setenv("ECHO_RAY_API_TOKEN", API_TOKEN)
+    wait_ready(secure_app, timeout_s=60.0)  # returns once /readyz answers 200
+    doc = calibrate(secure_app, tmp_path / "cal.json", n=2, types=["membrane_evolution"],
+                    warmup=0)
+    assert doc["types"]["membrane_evolution"]["errors"] == 0, doc
+    r = replay(secure_app, RateTrace.constant(5.0, 2.0, bin_seconds=2.0),
+               request=ReplayRequest("/v1/stats", None, "GET"), progress=False)
+    s = r.summary
+    assert s["arrivals"] > 0 and s["http_status_counts"] == {200: s["arrivals"]}, s

@@ -266,6 +266,34 @@ def test_bad_input_gets_a_clear_4xx_and_stores_nothing(api, case):
     assert ok(api.get(f"/v1/sessions/{sid}"))["version"] == before
 
 
+def test_requests_refused_before_the_handler_are_counted_by_type_and_status(api):
+    """Malformed JSON (400) and bodies the typed models reject (422) never reach a handler,
+    yet count in /v1/stats and echo_ray_requests_total like every other answer."""
+    def counts() -> dict:
+        return ok(api.get("/v1/stats"))["requests"]["by_type"]
+
+    def added(kind: str, status: int) -> int:
+        return after.get(kind, {}).get(str(status), 0) - before.get(kind, {}).get(str(status), 0)
+
+    series = [0.1, 0.4, 0.9, 0.4] * 8
+    before = counts()
+    error(api.post("/v1/reasoning", json={"input": {"series": series, "horizon": 0}}),
+          422, "horizon")
+    error(api.post("/v1/reasoning", json={"input": {"series": series}, "colour": "red"}),
+          422, "colour")
+    error(api.post("/v1/reasoning", content=b'{"input": {', headers={
+        "content-type": "application/json"}), 400, "not valid JSON")
+    error(api.post("/v1/process", json={"type": "grammar", "input": {}, "colour": "red"}),
+          422, "colour")
+    error(api.post("/v1/process", json={"type": "telepathy", "input": {}}), 422, "type")
+    error(api.post("/v1/process", content=b"[1,", headers={
+        "content-type": "application/json"}), 400, "not valid JSON")
+    after = counts()
+    assert (added("reasoning", 422), added("reasoning", 400)) == (2, 1), (before, after)
+    assert (added("grammar", 422), added("unknown", 422), added("unknown", 400)) == (1, 1, 1)
+    assert added("reasoning", 200) == 0  # nothing was processed
+
+
 def test_sessions_survive_killing_a_worker_replica(api, ray_session):
     sid = new_session(api)
     ok(api.post("/v1/memory", json={"session_id": sid, "input": {
@@ -335,3 +363,12 @@ def test_shared_cache_is_reachable_over_http(api):
     assert ok(api.post("/v1/cache/invalidate", json={"tags": ["demo"]}))["deleted"] == 1
     assert api.get("/v1/cache/greeting").status_code == 404
     assert "tiers" in ok(api.get("/v1/cache/stats"))
+    # the cache bodies are typed: /openapi.json documents them, so fuzzers send them
+    spec = ok(api.get("/openapi.json"))
+    put = spec["paths"]["/v1/cache/{key}"]["put"]["requestBody"]["content"]["application/json"]
+    assert put["schema"]["$ref"].endswith("/PutBody")
+    invalidate = spec["paths"]["/v1/cache/invalidate"]["post"]["requestBody"]
+    assert invalidate["content"]["application/json"]["schema"]["$ref"].endswith("/InvalidateBody")
+    assert spec["components"]["schemas"]["PutBody"]["required"] == ["value"]
+    r = api.post("/v1/cache/invalidate", json={"tags": []})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_body"

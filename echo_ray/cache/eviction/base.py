@@ -4,12 +4,15 @@ A policy is a bounded key -> value mapping that decides which entry leaves when
 room is needed. Capacity is an item count (`maxsize`), a weight budget
 (`maxbytes`, weights from the `sizeof` callable), or both. Entries may carry a
 time to live measured on the injectable `clock`; an expired entry is never
-returned. Subclasses only keep their ordering structure in step through the
+returned, and a heap of deadlines lets `purge_expired(limit)` drop the expired
+entries in deadline order at O(log n) each, without scanning the live ones. Subclasses only keep their ordering structure in step through the
 `_on_*` hooks and name the next victim in `_victim`.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
@@ -54,6 +57,10 @@ class EvictionPolicy:
         self._data: dict = {}
         self._sizes: dict | None = {} if sizeof is not None else None
         self._expiry: dict = {}  # key -> deadline on clock, only for entries with a ttl
+        # (deadline, seq, key) rows, a min-heap; rows whose key left or got another deadline
+        # are stale and skipped lazily, and the heap is rebuilt when they outnumber live ones.
+        self._deadlines: list[tuple[float, int, Hashable]] = []
+        self._seq = itertools.count()
         self.currbytes = 0  # total weight; stays 0 without sizeof
         self.evictions = 0
         self.expirations = 0
@@ -141,17 +148,26 @@ class EvictionPolicy:
         deadline = self._expiry.get(key)
         return None if deadline is None else max(0.0, deadline - self._clock())
 
-    def purge_expired(self) -> int:
-        """Drop every expired entry now; returns how many left."""
+    def purge_expired(self, limit: int | None = None) -> int:
+        """Drop expired entries now, soonest deadline first, at most `limit` of them (None:
+        all); returns how many left. Costs O(log n) per entry dropped and nothing for live
+        entries, so callers can run it on every write."""
+        if not self._deadlines:
+            return 0
         now = self._clock()
-        dead = [k for k, d in self._expiry.items() if d <= now]
-        for key in dead:
-            self._expire(key)
-        return len(dead)
+        removed = 0
+        while limit is None or removed < limit:
+            top = self._next_deadline()
+            if top is None or top[0] > now:
+                break
+            self._expire(top[1])
+            removed += 1
+        return removed
 
     def clear(self) -> None:
         for key in list(self._data):
             self._remove(key)
+        self._deadlines.clear()
 
     # -- shared machinery -----------------------------------------------------------------
     def _weigh(self, value: Any) -> int:
@@ -174,6 +190,20 @@ class EvictionPolicy:
             self._expiry.pop(key, None)
         else:
             self._expiry[key] = deadline
+            heapq.heappush(self._deadlines, (deadline, next(self._seq), key))
+            if len(self._deadlines) > 2 * len(self._expiry) + 64:
+                self._deadlines = [(d, next(self._seq), k) for k, d in self._expiry.items()]
+                heapq.heapify(self._deadlines)
+
+    def _next_deadline(self) -> tuple[float, Hashable] | None:
+        """(deadline, key) of the entry that expires first, or None if none has a ttl."""
+        heap, expiry = self._deadlines, self._expiry
+        while heap:
+            deadline, _, key = heap[0]
+            if expiry.get(key) == deadline:
+                return deadline, key
+            heapq.heappop(heap)
+        return None
 
     def _is_expired(self, key: Hashable) -> bool:
         deadline = self._expiry.get(key)

@@ -41,6 +41,14 @@ class TierStats:
         return out
 
 
+# In-process tiers drop expired entries as they go: each write first drops up to
+# PURGE_BATCH of them (soonest deadline first), and so does every PURGE_EVERY_READS-th read,
+# so a long-running process does not fill its memory budget with entries nobody reads
+# again. With nothing expired this costs one clock read and one heap peek.
+PURGE_BATCH = 32
+PURGE_EVERY_READS = 64
+
+
 class TagIndex:
     """tag -> keys and key -> tags, kept consistent when a key is re-tagged or leaves."""
 

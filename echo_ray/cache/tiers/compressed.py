@@ -17,7 +17,13 @@ import zstandard
 
 from echo_ray.cache.eviction import make_policy
 from echo_ray.cache.eviction.base import MISSING
-from echo_ray.cache.tiers.base import Hit, TagIndex, TierStats
+from echo_ray.cache.tiers.base import (
+    PURGE_BATCH,
+    PURGE_EVERY_READS,
+    Hit,
+    TagIndex,
+    TierStats,
+)
 
 SAMPLE_BYTES = 64 * 1024
 
@@ -45,6 +51,7 @@ class CompressedTier:
         self._decompressor = zstandard.ZstdDecompressor()
         self._tags = TagIndex()
         self.stats = TierStats()
+        self._reads = 0
         self.raw_bytes_in = 0  # encoded bytes of every entry accepted
         self.compressed_bytes_in = 0  # their compressed size
         self.skipped_small = 0
@@ -58,7 +65,14 @@ class CompressedTier:
         """Achieved compression ratio (raw / compressed) over everything accepted."""
         return self.raw_bytes_in / self.compressed_bytes_in if self.compressed_bytes_in else 0.0
 
+    def _purge_some(self) -> None:
+        """Drop up to PURGE_BATCH expired entries (amortised expiry; see tiers.base)."""
+        self._policy.purge_expired(PURGE_BATCH)
+
     def get(self, key: str) -> Hit | None:
+        self._reads += 1
+        if self._reads % PURGE_EVERY_READS == 0:
+            self._purge_some()
         blob = self._policy.get(key, MISSING)
         if blob is MISSING:
             self.stats.misses += 1
@@ -69,6 +83,7 @@ class CompressedTier:
 
     def put(self, key: str, entry: bytes, ttl: float | None, tags: Iterable[str] = ()) -> bool:
         """Compress and keep `entry` if it qualifies; otherwise drop any older copy."""
+        self._purge_some()
         if len(entry) < self.min_bytes:
             self.skipped_small += 1
             self.delete(key)

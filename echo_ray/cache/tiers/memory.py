@@ -8,7 +8,13 @@ from typing import Any
 
 from echo_ray.cache.eviction import make_policy
 from echo_ray.cache.eviction.base import MISSING
-from echo_ray.cache.tiers.base import Hit, TagIndex, TierStats
+from echo_ray.cache.tiers.base import (
+    PURGE_BATCH,
+    PURGE_EVERY_READS,
+    Hit,
+    TagIndex,
+    TierStats,
+)
 
 
 class MemoryTier:
@@ -28,11 +34,19 @@ class MemoryTier:
                                    on_evict=self._on_evict, **kwargs)
         self._tags = TagIndex()
         self.stats = TierStats()
+        self._reads = 0
 
     def _on_evict(self, key: str, entry: tuple[Any, int]) -> None:
         self._tags.discard(key)
 
+    def _purge_some(self) -> None:
+        """Drop up to PURGE_BATCH expired entries (amortised expiry; see tiers.base)."""
+        self._policy.purge_expired(PURGE_BATCH)
+
     def get(self, key: str) -> Hit | None:
+        self._reads += 1
+        if self._reads % PURGE_EVERY_READS == 0:
+            self._purge_some()
         entry = self._policy.get(key, MISSING)
         if entry is MISSING:
             self.stats.misses += 1
@@ -42,6 +56,7 @@ class MemoryTier:
 
     def put(self, key: str, value: Any, nbytes: int, ttl: float | None,
             tags: Iterable[str] = ()) -> bool:
+        self._purge_some()
         stored = self._policy.put(key, (value, nbytes), ttl)
         if stored:
             self._tags.set(key, tags)
