@@ -5,17 +5,21 @@ desired = clamp(max(reactive need, predictive need), MIN_INSTANCES, MAX_INSTANCE
 - reactive need scales with the current size: when a scale-up trigger fires it is
   max(current + 1, ceil(current * utilisation / target_utilisation)); after a sustained quiet
   spell it is ceil(current * utilisation / target_utilisation); otherwise it is `current`.
+  Utilisation above 1 means requests are waiting (ForecastPolicy's sample counts them, see
+  policy.py), so one step can grow the target by more than 1 / target_utilisation.
 - predictive need = ceil(upper forecast bound at the lead time / (per-replica capacity *
   target_utilisation)); the capacity is configured or measured from samples as the rate one
   replica serves per unit of utilisation.
 
 The optimizer owns a target: once decided it is held (also while new replicas are still
 starting and the samples show fewer) until a trigger or the forecast raises it, or a sustained
-quiet spell lowers it. Cooldowns and the "sustained" window run on the samples' clock
-(`Sample.t`), so replaying a trace faster than real time gives the same decisions. The
-forecaster works on fixed steps of `forecast_step_s` on that clock (mean request rate per step;
-steps with no sample are interpolated), so it does not matter how often, or how regularly,
-samples arrive.
+quiet spell lowers it. A target outside MIN/MAX_INSTANCES (e.g. 0 replicas while a deployment
+registers) is put back inside at once and starts no cooldown; only a change beyond what the
+bounds alone force does (else a deployment could not react to load for `scale_up_cooldown_s`
+after it starts). Cooldowns and the "sustained" window run on the samples' clock (`Sample.t`),
+so replaying a trace faster than real time gives the same decisions. The forecaster works on
+fixed steps of `forecast_step_s` on that clock (mean request rate per step; steps with no
+sample are interpolated), so it does not matter how often, or how regularly, samples arrive.
 Pure Python, no Ray: a Ray actor wraps it.
 """
 
@@ -43,7 +47,8 @@ class Sample:
 
     t: float
     request_rate: float  # arriving requests per second
-    utilisation: float  # mean busy fraction of the replicas, 0..1 (may exceed 1 if overloaded)
+    utilisation: float  # load over capacity: ~ mean busy fraction, above 1 when requests
+    #                     queue (ForecastPolicy: max(busy fraction, ongoing-derived))
     replicas: int
     ongoing_requests: float = 0.0
     p95_latency_ms: float = 0.0
@@ -264,9 +269,10 @@ class ScalingOptimizer:
 
         action = ("scale_up" if desired > base else
                   "scale_down" if desired < base else "hold")
-        if action != "hold":
+        forced = min(max(base, cfg.min_instances), cfg.max_instances)  # the bounds alone
+        if desired != forced:  # cooldowns start from changes the metrics asked for
             self._last_change_t = s.t
-            if action == "scale_up":
+            if desired > forced:
                 self._last_up_t = s.t
         self._target = desired
 

@@ -18,13 +18,22 @@ the scaling factors itself. The call must never block and never raise, so:
 - any exception inside falls back the same way and is logged once per kind.
 
 Metrics come from the context the controller hands us (so any deployment works unchanged):
-ongoing requests (running + queued) and queued requests; utilisation is ongoing requests over
-what the replicas hold at the target utilisation (so Serve's `target_ongoing_requests` means
-`target_utilisation`). Deployments that define `record_autoscaling_stats()` may add the custom
-metrics `request_rate` (requests/s, summed over replicas), `p95_latency_ms` (max),
-`error_rate` (mean) and `utilisation` (mean, replaces the derived one); without
+ongoing requests (running + queued) and queued requests; the derived utilisation is ongoing
+requests over what the replicas hold at the target utilisation (so Serve's
+`target_ongoing_requests` means `target_utilisation`, and the optimizer's ratio rule
+`ceil(replicas * utilisation / target_utilisation)` is Serve's `ceil(ongoing /
+target_ongoing_requests)`). Deployments that define `record_autoscaling_stats()` may add the
+custom metrics `request_rate` (requests/s, summed over replicas), `p95_latency_ms` (max),
+`error_rate` (mean) and `utilisation` (their busy fraction, mean over replicas); without
 `request_rate` the forecast load is the number of ongoing requests, and
 `replica_capacity_rps` (if set) must be in the same unit.
+
+A reported busy fraction does not replace the derived utilisation: the sample's utilisation is
+the larger of the two. A busy fraction is exact below saturation but stops at 1 and cannot see
+requests waiting for a slot, so on its own a replica with a deep queue looks merely "full" and
+the optimizer could grow only by `1 / target_utilisation` per scale-up cooldown; the ongoing
+count grows with the queue. Each is a lower bound on the load relative to capacity, so their
+maximum never hides a queue and never reads less than either source.
 
 policy_kwargs: `actor_name`, `actor_namespace`, `create_actor` (True), `poll_interval_s`
 (0.5), `stale_after_s` (5), `call_timeout_s` (2); every other key is a `ScalingConfig` field
@@ -81,8 +90,8 @@ def sample_from_context(ctx, target_utilisation: float) -> dict:
         sample["p95_latency_ms"] = max(p95)
     if err := values("error_rate"):
         sample["error_rate"] = min(1.0, sum(err) / len(err))
-    if util := values("utilisation"):
-        sample["utilisation"] = sum(util) / len(util)
+    if util := values("utilisation"):  # busy fraction: saturates at 1, blind to the queue
+        sample["utilisation"] = max(utilisation, sum(util) / len(util))
     return sample
 
 

@@ -309,9 +309,10 @@ class OursPolicy(ServePolicy):
     """ForecastPolicy's decision path with the pure ScalingOptimizer in-process.
 
     Replicas report `request_rate`, `p95_latency_ms` and `error_rate` (what `ReplicaLoad`
-    measures) and, with `report_utilisation` (default), their busy fraction as `utilisation`,
-    which is what `Sample.utilisation` means; without it ForecastPolicy derives utilisation
-    from ongoing requests (`sample_from_context`). `price_decisions=False` skips the
+    measures) and, with `report_utilisation` (default), their busy fraction as `utilisation`;
+    ForecastPolicy's sample (`sample_from_context`) takes the larger of that and the
+    utilisation it derives from ongoing requests (without it, the derived one alone), so a
+    saturated busy fraction cannot hide a queue. `price_decisions=False` skips the
     optimizer's cost-benefit annotation (same targets, several times faster: long runs);
     `poll_interval_s` is ForecastPolicy's: how often the optimizer is asked (0: every tick).
     """

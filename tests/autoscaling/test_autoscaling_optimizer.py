@@ -129,6 +129,28 @@ def test_running_counts_outside_the_bounds_are_corrected():
     assert d.action == "scale_down" and d.desired_replicas == 8 and "max_instances" in d.triggers
 
 
+def test_a_bounds_correction_starts_no_cooldown():
+    # a deployment registering shows 0 running replicas: the target goes to min_instances at
+    # once, and load that arrives seconds later is answered without waiting a cooldown
+    opt = optimizer(min_instances=1, max_instances=8, scale_up_cooldown_s=30.0)
+    d = opt.step(sample(t=0.0, replicas=0, utilisation=0.0))
+    assert d.action == "scale_up" and d.desired_replicas == 1 and d.triggers == ("min_instances",)
+    d = opt.step(sample(t=5.0, replicas=1, utilisation=3.0))
+    assert d.action == "scale_up" and d.blocked_by is None
+    assert d.desired_replicas == 5  # ceil(1 * 3.0 / 0.7)
+    # that one was asked for by the metrics: the cooldown runs from it
+    d = opt.step(sample(t=20.0, replicas=5, utilisation=0.95))
+    assert d.action == "hold" and d.blocked_by == "scale_up_cooldown"
+
+
+def test_a_correction_that_load_takes_further_starts_the_cooldown():
+    opt = optimizer(min_instances=2, max_instances=8, scale_up_cooldown_s=30.0)
+    d = opt.step(sample(t=0.0, replicas=1, utilisation=2.0))  # below min and overloaded
+    assert d.desired_replicas == 3 and "min_instances" in d.triggers  # ceil(1 * 2 / 0.7)
+    d = opt.step(sample(t=10.0, replicas=3, utilisation=0.95))
+    assert d.blocked_by == "scale_up_cooldown"
+
+
 # ---- the target is held ---------------------------------------------------------------------
 def test_target_is_held_while_new_replicas_start():
     """During the cooldown the samples still show the old count: the target must not drop."""

@@ -6,6 +6,7 @@ hand, exactly as the thread would fill it.
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from ray.serve._private.common import DeploymentID
 from ray.serve.autoscaling_policy import replica_queue_length_autoscaling_policy
 from ray.serve.config import AutoscalingConfig, AutoscalingContext
 
-from echo_ray.autoscaling import ScalingConfig
+from echo_ray.autoscaling import Sample, ScalingConfig, ScalingOptimizer
 from echo_ray.autoscaling.actor import deployment_key
 from echo_ray.autoscaling.policy import (
     POLICY_PATH,
@@ -62,10 +63,47 @@ def test_sample_uses_ongoing_requests_as_load_and_target_ongoing_as_target_utili
 def test_sample_prefers_custom_metrics_from_record_autoscaling_stats():
     custom = {"request_rate": {"r1": 12.0, "r2": 8.0}, "p95_latency_ms": {"r1": 90.0, "r2": 250.0},
               "error_rate": {"r1": 0.0, "r2": 0.1}, "utilisation": {"r1": 0.4, "r2": 0.6}}
-    s = sample_from_context(context(ongoing=3.0, custom=custom), 0.7)
+    # 2 ongoing on 2 replicas derive 2 / (2 * 2 / 0.7) = 0.35, below the busy fraction: the
+    # reported (mean) busy fraction is the utilisation
+    s = sample_from_context(context(ongoing=2.0, custom=custom), 0.7)
     assert s["request_rate"] == 20.0  # summed over replicas
     assert s["p95_latency_ms"] == 250.0  # the worst replica
     assert s["error_rate"] == pytest.approx(0.05) and s["utilisation"] == pytest.approx(0.5)
+
+
+def test_a_saturated_busy_fraction_does_not_hide_a_queue():
+    # one replica, busy all the time (busy fraction 1.0), 5 requests at it and 55 more queued
+    # at the handle: the queue, not the capped busy fraction, says how far short it is
+    custom = {"utilisation": {"r1": 1.0}, "request_rate": {"r1": 10.0}}
+    ctx = context(ongoing=60.0, running=1, target=1, queued=55.0, custom=custom)
+    s = sample_from_context(ctx, 0.7)
+    assert s["utilisation"] == pytest.approx(60.0 / (2.0 / 0.7))  # 21, not 1.0
+    assert s["queue_length"] == 55.0 and s["ongoing_requests"] == 60.0
+
+    decide = ScalingOptimizer(ScalingConfig(min_instances=1, max_instances=40)).step
+    d = decide(Sample(**s))
+    # the ratio rule sizes from the ongoing requests, as Serve's rule does on the same
+    # context (60 / target_ongoing_requests 2 = 30), not 1 -> ceil(1 / 0.7) = 2
+    serve_desired, _ = replica_queue_length_autoscaling_policy(ctx)
+    assert d.reactive_need == math.ceil(serve_desired) == 30
+    assert d.action == "scale_up" and d.desired_replicas == 30
+    assert set(d.triggers) >= {"utilisation", "queue_length"}
+
+    # what a busy fraction alone would have given: growth capped at x1/0.7 per cooldown
+    alone = ScalingOptimizer(ScalingConfig(min_instances=1, max_instances=40)).step(
+        Sample(**{**s, "utilisation": 1.0}))
+    assert alone.desired_replicas == 2
+
+
+@pytest.mark.parametrize("ongoing, busy, expected", [
+    (0.0, 0.9, 0.9),  # nothing ongoing right now: the busy fraction of the window counts
+    (2.0, 0.9, 0.9),  # derived 0.35 < busy
+    (8.0, 0.9, 8.0 / (2 * 2.0 / 0.7)),  # derived 1.4 > busy (requests waiting)
+])
+def test_sample_utilisation_is_the_larger_of_busy_fraction_and_ongoing(ongoing, busy, expected):
+    custom = {"utilisation": {"r1": busy, "r2": busy}}
+    s = sample_from_context(context(ongoing=ongoing, custom=custom), 0.7)
+    assert s["utilisation"] == pytest.approx(expected)
 
 
 def test_sample_with_no_running_replicas_is_still_valid():
