@@ -7,6 +7,7 @@ Every command takes `--address` (default RAY_ADDRESS, else the latest `ray start
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -67,8 +68,10 @@ def start(port: int = typer.Option(6390, help="GCS port of the local head."),
           config: Path = typer.Option(None, help="Serve config YAML (e.g. "
                                                  f"{DEFAULT_CONFIG}); default: the app from "
                                                  "code, configured by env vars."),
-          http_host: str = typer.Option("127.0.0.1", help="Where the HTTP proxy listens."),
-          http_port: int = typer.Option(8000, help="HTTP proxy port."),
+          http_host: str = typer.Option("127.0.0.1", envvar="ECHO_RAY_HTTP_HOST",
+                                        help="Where the HTTP proxy listens."),
+          http_port: int = typer.Option(8000, envvar="ECHO_RAY_HTTP_PORT",
+                                        help="HTTP proxy port."),
           dashboard_port: int = typer.Option(8265, help="Dashboard port (127.0.0.1)."),
           metrics_export_port: int = typer.Option(8080, help="Prometheus metrics port."),
           num_cpus: int = typer.Option(None, help="CPUs the head advertises (default: all)."),
@@ -114,8 +117,10 @@ def start(port: int = typer.Option(6390, help="GCS port of the local head."),
     except (ValueError, RuntimeError, TimeoutError, ConnectionError) as exc:
         _fail(str(exc))
     _print_statuses(statuses)
+    auth = (' -H "Authorization: Bearer $ECHO_RAY_API_TOKEN"'
+            if os.environ.get("ECHO_RAY_API_TOKEN") else "")
     console.print(f"\necho-ray is serving on {base} (OpenAPI: {base}/docs)\n"
-                  f"  curl -s -X POST {base}/v1/sessions\n  curl -s {base}/v1/stats\n"
+                  f"  curl -s{auth} -X POST {base}/v1/sessions\n  curl -s{auth} {base}/v1/stats\n"
                   f"`echo-ray stop` removes the app; `echo-ray stop --cluster` also stops Ray.",
                   highlight=False)
 

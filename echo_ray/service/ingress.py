@@ -299,8 +299,8 @@ class IngressImpl:
         if use_cache:
             hit = self.cache.get(key)
             self.stats.record_cache(hit is not None)
-            if hit is not None:
-                return {**hit, "cached": True}
+            if hit is not None:  # validated against ProcessResponse when it was computed
+                return JSONResponse({**hit, "cached": True})
         out = await self._call_worker(kind, dumped, session_id, version)
         if not out["ok"]:
             raise ApiError(out["status"], out["code"], out["message"], out.get("retry_after"))
