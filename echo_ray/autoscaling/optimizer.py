@@ -3,8 +3,11 @@
 desired = clamp(max(reactive need, predictive need), MIN_INSTANCES, MAX_INSTANCES)
 
 - reactive need scales with the current size: when a scale-up trigger fires it is
-  max(current + 1, ceil(current * utilisation / target_utilisation)); after a sustained quiet
-  spell it is ceil(current * utilisation / target_utilisation); otherwise it is `current`.
+  max(current + 1, ceil(current * utilisation / target_utilisation)) - except while replicas
+  of an earlier scale-up are still starting, when it is max(target, ceil(request rate /
+  (capacity * target_utilisation))): the backlog the running ones build until the others
+  arrive is not steady demand; after a sustained quiet spell it is
+  ceil(current * utilisation / target_utilisation); otherwise it is `current`.
   Utilisation above 1 means requests are waiting (ForecastPolicy's sample counts them, see
   policy.py), so one step can grow the target by more than 1 / target_utilisation.
 - predictive need = ceil(upper forecast bound at the lead time / (per-replica capacity *
@@ -123,6 +126,7 @@ class ScalingOptimizer:
             max_horizon=self.config.forecast_max_horizon, period=self.config.seasonal_period)
         self.decisions: deque[Decision] = deque(maxlen=integer("history", history, minimum=1))
         self._capacity = deque(maxlen=integer("capacity_window", capacity_window, minimum=1))
+        self._traffic_seen = False  # no arrivals seen yet: the forecaster waits
         self._step: int | None = None  # current forecast step (floor(t / forecast_step_s))
         self._step_sum = 0.0
         self._step_count = 0
@@ -146,9 +150,11 @@ class ScalingOptimizer:
         self._samples_seen += 1
         self._feed_forecaster(sample.t, sample.request_rate)
         cfg = self.config
-        # a sample with no arrivals says nothing about capacity (it would record 0 requests/s)
-        if (sample.replicas > 0 and sample.utilisation >= 0.05 and sample.request_rate > 0
-                and sample.error_rate <= cfg.max_error_rate):
+        # Capacity = rate served per unit of utilisation, so only from samples where that
+        # ratio means something: some arrivals (else 0 req/s is recorded) and no overload
+        # (above 1 the utilisation counts queued work, and the rate is capped by what runs).
+        if (sample.replicas > 0 and 0.05 <= sample.utilisation <= 1.0
+                and sample.request_rate > 0 and sample.error_rate <= cfg.max_error_rate):
             self._capacity.append(sample.request_rate / (sample.replicas * sample.utilisation))
         quiet = (sample.utilisation < cfg.scale_down_threshold
                  and sample.p95_latency_ms <= cfg.scale_down_latency_fraction
@@ -160,7 +166,16 @@ class ScalingOptimizer:
             self._low_since = sample.t
 
     def _feed_forecaster(self, t: float, rate: float) -> None:
-        """Average samples per step; a step is handed to the forecaster once it is complete."""
+        """Average samples per step; a step is handed to the forecaster once it is complete.
+
+        Samples before the first traffic are skipped: a new deployment's zeros say "no
+        measurement yet", and forecasts made from them would score as huge errors that widen
+        the interval (and over-provision) until they leave the error window.
+        """
+        if not self._traffic_seen:
+            if rate <= 0:
+                return
+            self._traffic_seen = True
         step = math.floor(t / self.config.forecast_step_s)
         if self._step is not None and step == self._step:
             self._step_sum += rate
@@ -228,7 +243,14 @@ class ScalingOptimizer:
             s.queue_length > cfg.max_queue_length), strict=True) if hit]
         sustained_quiet = (self._low_since is not None
                            and s.t - self._low_since >= cfg.scale_down_window_s)
-        if fired:
+        capacity, capacity_source = self.capacity()
+        if fired and base > current and capacity is not None and capacity > 0:
+            # Replicas are still starting: the queue they will drain says nothing about the
+            # steady need, so size from the arrival rate instead of the backlog.
+            reactive = max(base, math.ceil(s.request_rate / (capacity * cfg.target_utilisation)
+                                           - 1e-9))
+            triggers += fired
+        elif fired:
             reactive = max(current + 1, ratio_need)
             triggers += fired
         elif sustained_quiet:
@@ -238,7 +260,6 @@ class ScalingOptimizer:
 
         h = self.horizon_steps()
         forecast, source = self._forecast(h)
-        capacity, capacity_source = self.capacity()
         predictive = None
         if forecast is not None and capacity is not None and capacity > 0:
             upper = max(0.0, forecast.upper)

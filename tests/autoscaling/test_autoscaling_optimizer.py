@@ -247,14 +247,30 @@ def test_forecaster_steps_are_fixed_on_the_sample_clock():
     fc = SimpleExponentialSmoothing(alpha=1.0, max_horizon=2)  # point = last value fed
     opt = ScalingOptimizer(ScalingConfig(forecast_step_s=1.0), forecaster=fc)
     for i in range(10):  # ten samples at 10 Hz within step 0
-        opt.observe(sample(t=0.1 * i, request_rate=float(i)))
+        opt.observe(sample(t=0.1 * i, request_rate=float(i + 1)))
     assert fc.n_observations == 0
-    opt.observe(sample(t=1.05, request_rate=100.0))  # completes step 0: mean 4.5
-    assert fc.n_observations == 1 and fc.point(1) == pytest.approx(4.5)
+    opt.observe(sample(t=1.05, request_rate=100.0))  # completes step 0: mean 5.5
+    assert fc.n_observations == 1 and fc.point(1) == pytest.approx(5.5)
     opt.observe(sample(t=4.2, request_rate=20.0))  # step 1 done (100); steps 2, 3 missing
     assert fc.n_observations == 4
-    assert sorted(fc.residuals(1)) == pytest.approx(sorted([95.5, -26.6666667, -26.6666667]))
+    assert sorted(fc.residuals(1)) == pytest.approx(sorted([94.5, -26.6666667, -26.6666667]))
     assert fc.point(1) == pytest.approx(100.0 + (20.0 - 100.0) * 2 / 3)
+
+
+def test_zeros_before_the_first_traffic_do_not_reach_the_forecaster():
+    """A new deployment reports 0 req/s before its metrics fill; learning from that would
+    score the first real steps as huge errors and over-provision through a wide interval."""
+    fc = SimpleExponentialSmoothing(alpha=1.0, max_horizon=2)
+    opt = ScalingOptimizer(ScalingConfig(forecast_step_s=1.0), forecaster=fc)
+    for t in range(5):
+        opt.observe(sample(t=float(t), request_rate=0.0))
+    assert fc.n_observations == 0
+    for t in range(5, 9):
+        opt.observe(sample(t=float(t), request_rate=70.0))
+    assert fc.n_observations == 3 and list(fc.residuals(1)) == [0.0, 0.0]
+    opt.observe(sample(t=9.0, request_rate=0.0))  # after traffic, a zero is real demand
+    opt.observe(sample(t=10.0, request_rate=0.0))
+    assert fc.n_observations == 5 and fc.point(1) == 0.0
 
 
 # ---- the record ---------------------------------------------------------------------------
@@ -337,3 +353,28 @@ def test_idle_samples_do_not_record_zero_capacity():
                                    ongoing_requests=1.0, p95_latency_ms=50.0))
     assert opt.capacity() == (None, "unknown")
     assert decision.desired_replicas >= 1
+
+
+def test_overloaded_samples_do_not_feed_the_measured_capacity():
+    """Above 1 the utilisation counts queued work: rate / utilisation would shrink the
+    capacity with the backlog and blow the predictive need up."""
+    opt = ScalingOptimizer(ScalingConfig(min_instances=1, max_instances=50))
+    opt.observe(sample(t=0.0, request_rate=14.0, utilisation=0.7, replicas=1))
+    opt.observe(sample(t=1.0, request_rate=30.0, utilisation=25.0, replicas=1,
+                       queue_length=400.0))
+    assert opt.capacity() == (pytest.approx(20.0), "measured")
+
+
+def test_a_backlog_while_replicas_start_is_sized_from_the_arrival_rate():
+    """Target 12 with 6 running: the queue those 6 build until the others arrive must not
+    push the target up when 12 serve the arrival rate; more rate does."""
+    opt = ScalingOptimizer(ScalingConfig(min_instances=1, max_instances=50,
+                                         replica_capacity_rps=20.0, scale_up_cooldown_s=0.0))
+    d = opt.step(sample(t=0.0, request_rate=140.0, utilisation=1.6, replicas=6))
+    assert d.desired_replicas == 14  # ceil(6 * 1.6 / 0.7)
+    d = opt.step(sample(t=1.0, request_rate=140.0, utilisation=20.0, replicas=6,
+                        queue_length=400.0, p95_latency_ms=5000.0))
+    assert d.desired_replicas == 14  # 140 / (20 * 0.7) = 10 <= 14: hold
+    d = opt.step(sample(t=2.0, request_rate=250.0, utilisation=20.0, replicas=6,
+                        queue_length=400.0, p95_latency_ms=5000.0))
+    assert d.desired_replicas == 18  # ceil(250 / 14)
