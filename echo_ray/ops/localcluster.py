@@ -21,9 +21,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from echo_ray.waiting import wait_until
 
 SD_FILE = "prom_metrics_service_discovery.json"
 # Ray 2.60 enables token authentication for new local clusters, but a client given an
@@ -68,18 +69,6 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout_s):
         return True
     return False
-
-
-def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.25):
-    """Poll `predicate` until it returns something truthy; TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = predicate()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout_s:.0f}s")
-        time.sleep(interval_s)
 
 
 @dataclass
@@ -215,7 +204,8 @@ class LocalCluster:
             return (port_open("127.0.0.1", self.ports.gcs)
                     and port_open("127.0.0.1", self.ports.dashboard))
 
-        wait_for(up, timeout_s, f"Ray head on {self.address} (dashboard {self.dashboard_url})")
+        wait_until(up, timeout_s, f"Ray head on {self.address} (dashboard {self.dashboard_url})",
+                   interval_s=0.25)
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path and self.log_path.exists():
@@ -237,7 +227,8 @@ class LocalCluster:
             # Ray's children (raylet, workers) may outlive `ray start` by a moment; they
             # are in the process group we created for it, and nothing else is.
             try:
-                wait_for(lambda: not _group_alive(proc.pid), 15, "Ray processes exiting")
+                wait_until(lambda: not _group_alive(proc.pid), 15, "Ray processes exiting",
+                           interval_s=0.25)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)

@@ -63,13 +63,14 @@ class EchoRequestRouter(RequestRouter):
     def in_flight(self, replica: RunningReplica) -> int:
         """Requests in flight on a replica as this router knows them.
 
-        Serve's queue-length cache counts what we sent and is corrected by the replica's
-        own count on every accepted request; fall back to our completion bookkeeping.
+        The larger of Serve's queue-length cache (the replica's own count, which includes
+        other routers' requests, as of its last report) and our own bookkeeping of requests
+        sent and not yet completed (the replica may report its count from just before it
+        accepted ours, or the cache entry may have gone stale).
         """
+        local = self._local_in_flight.get(replica.replica_id, 0)
         cached = self.replica_queue_len_cache.get(replica.replica_id)
-        if cached is not None:
-            return max(0, int(cached))
-        return self._local_in_flight.get(replica.replica_id, 0)
+        return local if cached is None else max(local, int(cached))
 
     def view_of(self, replica: RunningReplica) -> ReplicaView:
         stats = replica.routing_stats or {}

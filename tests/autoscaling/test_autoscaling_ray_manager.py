@@ -3,7 +3,6 @@ DTESNSystem's membrane actors, and reports events and cost for them and for a de
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import numpy as np
@@ -17,6 +16,7 @@ from echo_ray.autoscaling.actor import get_optimizer
 from echo_ray.autoscaling.manager import ScalabilityManager
 from echo_ray.autoscaling.pool import AgentPool
 from echo_ray.dtesn import TreeSpec
+from echo_ray.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(180)]
 NAMESPACE = "echo_ray_tests_scaling"
@@ -47,13 +47,6 @@ class Agent:
 
     def ping(self) -> str:
         return "pong"
-
-
-def wait_until(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting for {what}"
-        time.sleep(0.05)
 
 
 def dead(actor) -> bool:

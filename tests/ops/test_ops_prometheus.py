@@ -13,7 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from echo_ray.ops.localcluster import free_port, wait_for
+from echo_ray.ops.localcluster import free_port
+from echo_ray.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROM_DIR = ROOT / "deployments" / "prometheus"
@@ -101,7 +102,7 @@ def prometheus(live_app, tmp_path_factory):
             return False
 
     try:
-        wait_for(ready, 30, "Prometheus ready")
+        wait_until(ready, 30, "Prometheus ready")
         yield url
     finally:
         proc.terminate()
@@ -125,9 +126,9 @@ def value(url: str, expr: str) -> float | None:
 
 
 def eventually(predicate, timeout_s: float, what: str, state):
-    """wait_for, failing with `state()` (what Prometheus has) when time runs out."""
+    """wait_until, failing with `state()` (what Prometheus has) when time runs out."""
     try:
-        return wait_for(predicate, timeout_s, what, interval_s=1.0)
+        return wait_until(predicate, timeout_s, what, interval_s=1.0)
     except TimeoutError:
         pytest.fail(f"{what}: not within {timeout_s:.0f}s; {state()}")
 

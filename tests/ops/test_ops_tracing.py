@@ -15,8 +15,8 @@ import httpx
 import pytest
 import yaml
 
-from echo_ray.ops.localcluster import wait_for
 from echo_ray.ops.tracing import OTLP_ENV, TRACE_DIR_ENV, is_connected, read_spans, traces
+from echo_ray.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +112,7 @@ def test_one_request_yields_one_connected_trace(live_app):
                    s["name"].endswith("ray.remote_worker") for s in spans)
         return spans if done else None
 
-    spans = wait_for(whole_trace, 30, "the request's spans in every process")
+    spans = wait_until(whole_trace, 30, "the request's spans in every process")
     names = [s["name"] for s in spans]
     assert is_connected(spans), names
     (root,) = [s for s in spans if s["parent_id"] == parent]  # the caller's span

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from echo_ray.waiting import wait_until  # noqa: F401 (the reliability tests import it from here)
+
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from redis_server import RedisServer  # noqa: E402
 
@@ -99,14 +101,3 @@ class PrivateRedis(RedisServer):
 
         return redis.Redis.from_url(self.url)
 
-
-def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.05):
-    """Poll `condition()` until truthy (returns it) or fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(every_s)

@@ -44,8 +44,8 @@ def app(serve_session, durable_redis, tmp_path_factory):
                                min_instances=2, max_instances=2)
     serve.run(build_app(settings), name=APP, route_prefix=f"/{APP}")
     url = f"{serve_session}/{APP}"
-    wait_until(lambda: _ready(url), 180, "the app to be ready", every_s=0.5)
-    wait_until(lambda: running_workers() == 2, 120, "2 worker replicas", every_s=0.5)
+    wait_until(lambda: _ready(url), 180, "the app to be ready", interval_s=0.5)
+    wait_until(lambda: running_workers() == 2, 120, "2 worker replicas", interval_s=0.5)
     yield SimpleNamespace(url=url, redis=durable_redis, settings=settings)
     serve.delete(APP)
 
@@ -194,18 +194,18 @@ def test_killing_a_worker_replica_under_load(app, ray_session):
     threads = load.run(CLIENTS, store_and_retrieve)
     t0 = time.monotonic()
     wait_until(lambda: time.monotonic() - t0 >= LOAD_S / 3 or load.stop.is_set(), LOAD_S,
-               "a third of the load window", every_s=0.1)
+               "a third of the load window", interval_s=0.1)
     victim = worker_replica_actors(ray_session)[0]
     killed_at = time.monotonic()
     ray_session.kill(ray_session.get_actor(victim["name"], namespace=victim["namespace"]),
                      no_restart=True)
     # recovery: until Serve runs two worker replicas again (bounded)
     wait_until(lambda: running_workers() < 2, 30, "Serve to notice the dead replica",
-               every_s=0.1)
-    wait_until(lambda: running_workers() == 2, 120, "the replacement replica", every_s=0.25)
+               interval_s=0.1)
+    wait_until(lambda: running_workers() == 2, 120, "the replacement replica", interval_s=0.25)
     replaced_s = time.monotonic() - killed_at
     wait_until(lambda: time.monotonic() - t0 >= LOAD_S, LOAD_S + 130, "the load window",
-               every_s=0.1)
+               interval_s=0.1)
     load.stop.set()
     for t in threads:
         t.join(REQUEST_TIMEOUT_S + 5)
@@ -299,7 +299,7 @@ def test_membrane_actor_killed_inside_a_run_resumes_from_its_checkpoint(ray_sess
         before = ray_session.get(system.actors[2].steps.remote())
         runner.start()
         wait_until(lambda: ray_session.get(system.actors[2].steps.remote()) >= before + 100,
-                   60, "the run to be under way", every_s=0.01)
+                   60, "the run to be under way", interval_s=0.01)
         ray_session.kill(system.actors[2], no_restart=False)
         runner.join(120)
         assert not runner.is_alive() and result, "the run did not finish"
@@ -342,7 +342,7 @@ def test_redis_outage_under_load_loses_no_acknowledged_write(app):
     down_at = time.monotonic()
     try:
         wait_until(lambda: time.monotonic() - down_at >= OUTAGE_S, OUTAGE_S + 5,
-                   "the outage", every_s=0.1)
+                   "the outage", interval_s=0.1)
     finally:
         app.redis.start()
     up_at = time.monotonic()
@@ -365,7 +365,7 @@ def test_redis_outage_under_load_loses_no_acknowledged_write(app):
             body = client.get("/readyz").json()
             return body.get("redis") == "up" and body.get("journal_pending") == 0
 
-        wait_until(drained, 60, "the journal to be replayed", every_s=0.2)
+        wait_until(drained, 60, "the journal to be replayed", interval_s=0.2)
     n = check_acked_items_are_in_redis(app, load)
     journalled = [a for a in load.acked("store") if down_at <= a.t < up_at]
     print(f"\nredis outage {OUTAGE_S:.0f}s: {summary(load)}; during it {len(ok_during)} "
@@ -397,7 +397,7 @@ def test_killing_the_optimizer_falls_back_to_reactive_without_errors(app, ray_se
     from echo_ray.autoscaling.actor import DEFAULT_NAME, DEFAULT_NAMESPACE, get_optimizer
 
     wait_until(lambda: get_optimizer(DEFAULT_NAME, DEFAULT_NAMESPACE) is not None, 60,
-               "the optimizer actor", every_s=0.5)
+               "the optimizer actor", interval_s=0.5)
     log = controller_log(ray_session)
     offset = log.stat().st_size
     load = Load(app.url)
@@ -416,9 +416,9 @@ def test_killing_the_optimizer_falls_back_to_reactive_without_errors(app, ray_se
                 if f"{APP}/{WORKER}" in x]
 
     wait_until(lambda: any(s.startswith("reactive:") for s in switches()), 30,
-               "the policy to switch to the reactive rule", every_s=0.5)
+               "the policy to switch to the reactive rule", interval_s=0.5)
     wait_until(lambda: switches()[-1] == "forecast", 90,
-               "the policy to use the re-created optimizer again", every_s=0.5)
+               "the policy to use the re-created optimizer again", interval_s=0.5)
     n_before = len(load.answers)
     wait_until(lambda: len(load.answers) >= n_before + 20, 60, "load after the recovery")
     load.stop.set()

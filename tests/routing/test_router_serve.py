@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import httpx
@@ -14,6 +13,7 @@ from starlette.requests import Request
 
 from echo_ray.routing.router import request_router_config
 from echo_ray.routing.stats import RoutingStatsMixin
+from echo_ray.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(90)]
 
@@ -64,16 +64,6 @@ class Probe(RoutingStatsMixin):
                 except RuntimeError as exc:
                     health = str(exc)
             return {"replica": self.replica, "health": health}
-
-
-def wait_until(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture
@@ -133,7 +123,7 @@ def test_least_connections_sends_new_work_away_from_busy_replica(deploy):
         gate.open.remote()
         holder_thread.join(timeout=30.0)
     assert held["replica"] == busy
-    assert busy not in visits
+    assert busy not in visits, f"busy {busy} visited at {[i for i, v in enumerate(visits) if v == busy]} of {visits}"
     assert len(set(visits)) == 2  # the two idle replicas share the new work
 
 
