@@ -31,6 +31,7 @@ from echo_ray.routing.registry import make_strategy, resolve_strategy_name
 
 ROUTER_CLASS_PATH = "echo_ray.routing.router:EchoRequestRouter"
 _MAX_TRACKED_REQUESTS = 100_000
+_MAX_EARLY_COMPLETIONS = 10_000  # also holds rejected attempts, which never match
 
 
 class EchoRequestRouter(RequestRouter):
@@ -45,6 +46,9 @@ class EchoRequestRouter(RequestRouter):
         self._strategy: Strategy | None = None
         self._local_in_flight: dict[ReplicaID, int] = {}
         self._started: dict[str, tuple[ReplicaID, float]] = {}
+        # Completions that arrived before Serve reported the request as routed (a fast
+        # request's done-callback can run before `on_request_routed`): (request id, replica).
+        self._completed_early: dict[tuple[str, ReplicaID], None] = {}
 
     def initialize_state(self, strategy: str | None = None, **strategy_kwargs: Any) -> None:
         self._strategy = make_strategy(resolve_strategy_name(strategy), **strategy_kwargs)
@@ -103,6 +107,8 @@ class EchoRequestRouter(RequestRouter):
     def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID,
                           result: Any) -> None:
         request_id = pending_request.metadata.internal_request_id
+        if self._completed_early.pop((request_id, replica_id), 0) is None:
+            return  # already finished: counting it now would leave it in flight for ever
         if len(self._started) >= _MAX_TRACKED_REQUESTS:  # completions lost: drop oldest
             self._forget(next(iter(self._started)))
         self._started[request_id] = (replica_id, time.monotonic())
@@ -110,8 +116,13 @@ class EchoRequestRouter(RequestRouter):
 
     def on_request_completed(self, replica_id: ReplicaID, internal_request_id: str) -> None:
         started = self._started.get(internal_request_id)
+        if started is None:  # not routed yet (or a rejected attempt): remember it
+            if len(self._completed_early) >= _MAX_EARLY_COMPLETIONS:
+                self._completed_early.pop(next(iter(self._completed_early)))
+            self._completed_early[(internal_request_id, replica_id)] = None
+            return
         # A rejected attempt on another replica completes with the same request id.
-        if started is None or started[0] != replica_id:
+        if started[0] != replica_id:
             return
         self._forget(internal_request_id)
         self.strategy.on_complete(replica_id.unique_id, time.monotonic() - started[1])
