@@ -68,3 +68,15 @@ class SimConfig:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["service"] = self.service.to_dict()
         return out
+
+
+def check_run_inputs(workload, policy, config: SimConfig):
+    """The (workload, policy, config) a simulator runs, checked; both modes start here."""
+    from .arrivals import as_workload
+    from .policies import SimPolicy
+
+    if not isinstance(policy, SimPolicy):
+        raise ValueError(f"policy must be a SimPolicy, got {type(policy).__name__}")
+    if not isinstance(config, SimConfig):
+        raise ValueError(f"config must be a SimConfig, got {type(config).__name__}")
+    return as_workload(workload), policy, config

@@ -23,8 +23,8 @@ import pandas as pd
 from echo_ray.routing.base import ReplicaView
 from echo_ray.routing.registry import make_strategy
 
-from .arrivals import ClosedPopulation, RateTrace, as_workload
-from .config import SimConfig
+from .arrivals import ClosedPopulation, RateTrace
+from .config import SimConfig, check_run_inputs
 from .policies import Observation, SimPolicy
 from .results import (
     DROPPED,
@@ -48,12 +48,7 @@ class EventSimulator:
 
     def __init__(self, workload: RateTrace | ClosedPopulation, policy: SimPolicy,
                  config: SimConfig) -> None:
-        self.workload = as_workload(workload)
-        if not isinstance(policy, SimPolicy):
-            raise ValueError(f"policy must be a SimPolicy, got {type(policy).__name__}")
-        if not isinstance(config, SimConfig):
-            raise ValueError(f"config must be a SimConfig, got {type(config).__name__}")
-        self.policy, self.cfg = policy, config
+        self.workload, self.policy, self.cfg = check_run_inputs(workload, policy, config)
         seed = config.seed
         self.rng_service = np.random.default_rng([seed, 2])
         self.rng_think = np.random.default_rng([seed, 3])

@@ -20,8 +20,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from .arrivals import ClosedPopulation, as_workload
-from .config import SimConfig
+from .arrivals import ClosedPopulation
+from .config import SimConfig, check_run_inputs
 from .policies import Observation, SimPolicy
 from .queueing import RHO_CAP, MeanTable, QuantileTable, ResponseLaw, routing_model
 from .results import SimResult, add_capacity_columns, summarise
@@ -73,12 +73,7 @@ def _compress(keys: list[np.ndarray], weight: np.ndarray) -> tuple[np.ndarray, .
 
 class FluidSimulator:
     def __init__(self, workload, policy: SimPolicy, config: SimConfig) -> None:
-        self.workload = as_workload(workload)
-        if not isinstance(policy, SimPolicy):
-            raise ValueError(f"policy must be a SimPolicy, got {type(policy).__name__}")
-        if not isinstance(config, SimConfig):
-            raise ValueError(f"config must be a SimConfig, got {type(config).__name__}")
-        self.policy, self.cfg = policy, config
+        self.workload, self.policy, self.cfg = check_run_inputs(workload, policy, config)
         self.mu = 1.0 / config.service.mean_s
         self.model = routing_model(config.routing, config.concurrency)
         self.law = ResponseLaw(self.model, self.mu,
