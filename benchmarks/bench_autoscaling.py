@@ -1,6 +1,7 @@
 """Autoscaling policies on a real trace: ours vs Ray Serve's default vs static provisioning.
 
     python benchmarks/bench_autoscaling.py --json OUT [--trace PATH] [--days 7] [--skip-live]
+    python benchmarks/bench_autoscaling.py --live-only --json OUT  # live vs simulated only
 
 1. policies: the NASA trace (or `--trace`: a `minute,requests` CSV or one count per line at
    `--bin-seconds`), `--days` days from `--start-day`, scaled so its peak needs
@@ -18,12 +19,26 @@
    (~2,000 req/s) and up to 200 replicas, fluid mode, ours deciding every 1 s tick; plus
    the decision time per tick of ours with the optimizer's cost-benefit pricing (the
    production path) and of Ray's default.
-4. live: 10 trace minutes around the peak, compressed `--live-speedup` times and scaled so
-   the peak needs `--live-peak-replicas`, replayed open loop against a local Serve app
-   (`echo_ray.sim.live.SimulatedWork`: replicas that serve one request at a time for an
-   exponential `--live-service-ms` time, so capacity grows with replicas on two cores) once
-   with ForecastPolicy and once with Serve's default autoscaling config (only min/max set),
-   both starting from one replica.
+4. tuned baselines: Ray's default policy swept over target_ongoing_requests x upscale_delay_s
+   x downscale_delay_s (`echo_ray.sim.frontier`), plus ours and its reactive-only variant, on
+   the first `--sweep-days` days of the same sized workload (fluid mode, `--sweep-workers`
+   processes); the cost/SLO Pareto frontier, the best config (lowest priced total at the
+   scaling settings' prices), ours against it with the targets, and the best config over
+   the whole run as `ray_tuned` (in the policies, the plot and docs/capacity.png).
+5. ROI veto: ours with the production path's pricing, with and without `roi_veto`, on the
+   busiest `--veto-hours` of the same workload: what the veto saves (replica-hours) and
+   costs (violation minutes), priced at the scaling settings' prices (`--veto-only`: just it).
+6. live vs simulated (`echo_ray.sim.validate`): the `--live-segments` busiest
+   `--live-minutes`-long segments, compressed `--live-speedup` times and scaled so their peak
+   needs `--live-peak-replicas`, replayed open loop against a local Serve app
+   (`echo_ray.sim.live.SimulatedWork`: replicas that sleep an exponential `--live-service-ms`
+   per request, one at a time, so capacity grows with replicas on two cores) under
+   ray_default (untouched), ray_tuned (the sweep's best config) and ours, from one replica;
+   then the event simulator on the same input (arrivals, service, bounds, Serve config,
+   Serve's 0.1 s control loop, the handle's metric timers and the start-up measured live);
+   per trace minute, replicas within +-1 and SLO-violation minutes (`--live-slo-ms`) live
+   vs simulated: the agreement table, `live_agreement` in the JSON. `--live-only`: just
+   this; `--live-from DIR`: the simulator side on live runs saved in DIR.
 
 Every run is seeded; ratios are ours / ray_default on the same workload.
 """
@@ -31,10 +46,10 @@ Every run is seeded; ratios are ours / ray_default on the same workload.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import multiprocessing as mp
-import socket
 import sys
 import time
 from pathlib import Path
@@ -42,6 +57,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from echo_ray.ops.localcluster import free_port
 from echo_ray.sim import (
     ClosedPopulation,
     OursPolicy,
@@ -53,10 +69,11 @@ from echo_ray.sim import (
     run_fluid,
     simulate,
 )
+from echo_ray.sim import frontier as fr
 from echo_ray.sim.arrivals import resolve_trace_path
-from echo_ray.sim.plots import plot_compare
+from echo_ray.sim.plots import plot_compare, plot_frontier
 from echo_ray.sim.results import SimResult
-from echo_ray.sim.runner import POLICIES, rate_limit
+from echo_ray.sim.runner import POLICIES, Plan, make_policy, rate_limit
 
 HEADLINE = ("slo_violation_minutes", "replica_seconds", "dropped", "p99_ms")
 DETAIL = HEADLINE + ("p95_ms", "p50_ms", "cost", "efficiency", "mean_replicas", "max_replicas",
@@ -144,6 +161,7 @@ def bench_policies(args, trace: RateTrace, out_dir: Path, while_waiting=None):
     print(_policy_line(by_name["ours"]))
     results = [by_name[n] for n in POLICIES]
     out = {r.policy: _pick(r.summary) for r in results}
+    out["_plan"] = p
     setup = {**p.describe(), "service": cfg.service.describe(), "slo_ms": cfg.slo_ms,
              "startup_s": cfg.startup_s, "max_ongoing_requests": cfg.max_ongoing_requests,
              "routing": cfg.routing, "tick_s": cfg.tick_s, "seed": cfg.seed,
@@ -217,87 +235,269 @@ def bench_sim_speed(args) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------------------- live
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# ------------------------------------------------------------------------- tuned baselines
+_SWEEP_PLAN: Plan | None = None  # set before the worker processes fork
 
 
-def bench_live(args, trace: RateTrace) -> dict:
-    import httpx
-    import ray
-    from ray import serve
+def _sweep_one(job: tuple[str, dict | None]) -> dict:
+    """Worker: one policy (a name, or Ray's default with `config`) on the sweep plan."""
+    name, config = job
+    p = _SWEEP_PLAN
+    policy = name if config is None else ray_default(p.min_replicas, p.max_replicas, **config)
+    s = simulate(p, policy, "fluid").summary
+    return {"name": name, "config": config, "replica_seconds": float(s["replica_seconds"]),
+            "slo_violation_minutes": int(s["slo_violation_minutes"]),
+            "scaling_events": int(s["scaling_events"]), "wall_s": round(s["wall_s"], 1)}
 
-    from echo_ray.sim.live import app, replica_counter
-    from echo_ray.sim.replay import ReplayRequest, replay
 
-    k = args.live_speedup
-    peak_t = float(np.argmax(trace.rates)) * trace.bin_seconds
-    start = max(0.0, min(peak_t - 300.0, trace.duration_s - args.live_minutes * 60.0))
-    window = trace.window(start, args.live_minutes * 60.0)
-    cfg = sim_config(args, service=ServiceModel.exponential(args.live_service_ms / 1000.0))
-    scale = rate_limit(args.live_peak_replicas, cfg) / (window.peak_rate * k)
-    window = window.scaled(scale)
-    bounds = (1, args.live_max_replicas)
-    ours_kwargs = {"target_latency_ms": args.slo_ms, "lead_time_s": args.live_lead_s}
-    print(f"\n== live: {args.live_minutes:g} trace minutes from t={start / 3600:.2f} h, x{k:g} "
-          f"faster ({window.expected_requests():,.0f} requests in "
-          f"{window.duration_s / k:.0f} s, peak {window.peak_rate * k:.0f} req/s needs "
-          f"{args.live_peak_replicas} replicas), bounds {bounds[0]}-{bounds[1]} ==")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-             namespace="echo_ray_bench_autoscaling",
-             runtime_env={"env_vars": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}})
-    port = _free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    out = {"setup": {"window_start_s": start, "trace_minutes": args.live_minutes,
-                     "speedup": k, "scale": scale, "service_mean_ms": cfg.service.mean_s * 1000,
-                     "max_ongoing_requests": cfg.max_ongoing_requests,
-                     "min_replicas": bounds[0], "max_replicas": bounds[1],
-                     "ours_policy_kwargs": ours_kwargs,
-                     "deployment": "echo_ray.sim.live:SimulatedWork"}}
-    try:
-        for policy in ("ours", "ray_default"):
-            name = f"bench-{policy.replace('_', '-')}"
-            serve.run(app(policy=policy, mean_s=cfg.service.mean_s, min_replicas=bounds[0],
-                          max_replicas=bounds[1], max_ongoing_requests=cfg.max_ongoing_requests,
-                          seed=args.seed, ours=ours_kwargs),
-                      name=name, route_prefix=f"/{name}")
-            url = f"http://127.0.0.1:{port}/{name}"
-            deadline = time.monotonic() + 120
-            while httpx.post(url, timeout=30).status_code != 200:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not become ready")
-                time.sleep(0.5)
-            r = replay(url, window, speedup=k, seed=args.seed, request=ReplayRequest("/", None),
-                       timeout_s=30.0, replica_counter=replica_counter(name), poll_s=1.0,
-                       slo_ms=args.slo_ms, service_rate=cfg.replica_rate,
-                       progress=sys.stderr.isatty(), name=policy)
-            s = r.summary
-            out[policy] = {**_pick(s, HEADLINE + ("p95_ms", "p50_ms", "arrivals", "served",
-                                                   "mean_replicas", "max_replicas")),
-                           "expected_requests": round(s["expected_requests"], 1),
-                           "send_lag_p99_ms": round(s["send_lag_p99_ms"], 2),
-                           "http_status_counts": s["http_status_counts"]}
-            print(f"   {policy:<12} SLO-violation min {s['slo_violation_minutes']:>3}  "
-                  f"replica-s {s['replica_seconds']:>7,.0f}  dropped {s['dropped']:>5,.0f}  "
-                  f"p99 {s['p99_ms']:>8,.0f} ms  ({s['arrivals']:,.0f} sent, "
-                  f"max {s['max_replicas']} replicas)")
-            serve.delete(name)
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+def _point(row: dict) -> fr.Point:
+    return fr.Point(row["name"], row["replica_seconds"] / 3600.0, row["slo_violation_minutes"],
+                    row["config"], row["scaling_events"])
+
+
+def bench_sweep(args, p: Plan, out_dir: Path) -> dict:
+    """Sweep Ray's default policy on the first `--sweep-days` of the sized workload."""
+    global _SWEEP_PLAN
+    from echo_ray.settings import get_settings
+
+    scaling = get_settings().scaling
+    prices = (scaling.price_per_replica_hour, scaling.violation_cost_per_hour / 60.0)
+    days = min(args.sweep_days, p.workload.duration_s / 86400.0)
+    _SWEEP_PLAN = dataclasses.replace(p, workload=p.workload.window(0.0, days * 86400.0))
+    grid = fr.sweep_configs()
+    jobs = [("ours", None), ("ours_reactive", None)] + [(fr.config_name(c), c) for c in grid]
+    print(f"\n== tuned baselines: {len(grid)} Ray default configs + ours + ours_reactive, "
+          f"{days:g} days of the same workload, fluid mode, {args.sweep_workers} processes; "
+          f"best = lowest replica-hours x {prices[0]:g} + violation minutes x "
+          f"{prices[1]:.4g} ==")
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool(args.sweep_workers) as pool:
+        rows = pool.map(_sweep_one, jobs, chunksize=1)
+    by_name = {r["name"]: r for r in rows}
+    baselines = [_point(r) for r in rows if r["config"] is not None]
+    front = fr.pareto_frontier(baselines)
+    best = fr.best_config(baselines, *prices)
+    ours, reactive = _point(by_name["ours"]), _point(by_name["ours_reactive"])
+    default = next(b for b in baselines if b.config == {
+        "target_ongoing_requests": 2.0, "upscale_delay_s": 30.0, "downscale_delay_s": 600.0})
+    vs = fr.versus(ours, best)
+    print(f"   frontier ({len(front)} of {len(baselines)} configs), replica-hours / violation "
+          f"min / scaling events:")
+    for q in front:
+        print(f"     {q.name:<28} {q.replica_hours:>9,.1f} {q.violation_minutes:>6.0f} "
+              f"{q.scaling_events:>6}" + ("   <- best" if q is best else ""))
+    for q in (ours, reactive, default):
+        print(f"   {q.name:<30} {q.replica_hours:>9,.1f} {q.violation_minutes:>6.0f} "
+              f"{q.scaling_events:>6}")
+    print(f"   ours vs best tuned baseline {best.name}: violation minutes x{vs['slo_ratio']}, "
+          f"replica-hours x{vs['cost_ratio']} -> target (<= 0.5x violations at <= cost, or "
+          f"<= 0.8x cost at <= violations) {'MET' if vs['met'] else 'NOT MET'}; scaling events "
+          f"{ours.scaling_events} vs {best.scaling_events} "
+          f"({'<=' if ours.scaling_events <= best.scaling_events else '>'})")
+    name = p.workload.name
+    plot = plot_frontier(baselines, front, out_dir / f"frontier_{name}.png",
+                         title=f"{name}: {days:g} days, Ray default policy swept "
+                               f"({len(baselines)} configs) vs ours", highlight=[
+                             ours, reactive, dataclasses.replace(best, name="best baseline")])
+    print(f"   plot: {plot}  ({time.perf_counter() - t0:.0f} s)")
+    return {"trace": name, "days": days, "prices": {"per_replica_hour": prices[0],
+                                                     "per_violation_minute": prices[1]},
+            "points": rows, "frontier": [q.name for q in front],
+            "best": {"config": best.config, "slo_violation_minutes": best.violation_minutes,
+                     "replica_seconds": round(best.replica_hours * 3600.0, 1),
+                     "scaling_events": best.scaling_events},
+            "vs_best": vs, "ours": by_name["ours"], "ours_reactive": by_name["ours_reactive"]}
+
+
+# -------------------------------------------------------------------------------- ROI veto
+def bench_veto(args, p: Plan) -> dict:
+    """Ours (priced, as in production) with and without the ROI veto on the busiest hours."""
+    from echo_ray.settings import get_settings
+
+    scaling = get_settings().scaling
+    prices = (scaling.price_per_replica_hour, scaling.violation_cost_per_hour / 60.0)
+    w = p.workload
+    span = args.veto_hours * 3600.0
+    peak_t = float(np.argmax(w.rates)) * w.bin_seconds
+    start = max(0.0, min(peak_t - span / 2, w.duration_s - span))
+    window = w.window(start, span)
+    print(f"\n== ROI veto: ours priced, roi_veto off vs on, {args.veto_hours:g} h from "
+          f"t={start / 3600:.1f} h (the peak), fluid mode; a violation minute at "
+          f"{prices[1]:.4g}, a replica-hour at {prices[0]:g} ==")
+    out = {"window_start_s": start, "hours": args.veto_hours,
+           "prices": {"per_replica_hour": prices[0], "per_violation_minute": prices[1]}}
+    for veto in (False, True):
+        q = dataclasses.replace(p, workload=window, ours={**p.ours, "roi_veto": veto},
+                                ours_options={"price_decisions": True, "keep_records": True})
+        policy = make_policy("ours", q)
+        r = simulate(q, policy, "fluid")
+        recs = pd.DataFrame(policy.records)
+        vetoes = int((recs["blocked_by"] == "roi_veto").sum()) if len(recs) else 0
+        s = r.summary
+        row = {"slo_violation_minutes": int(s["slo_violation_minutes"]),
+               "replica_hours": round(s["replica_hours"], 2),
+               "scaling_events": int(s["scaling_events"]), "vetoed_decisions": vetoes,
+               "priced_total": round(s["replica_hours"] * prices[0]
+                                     + s["slo_violation_minutes"] * prices[1], 3),
+               "wall_s": round(s["wall_s"], 1)}
+        out["on" if veto else "off"] = row
+        print(f"   roi_veto {'on ' if veto else 'off'}: violation min {row['slo_violation_minutes']:>4}"
+              f"  replica-h {row['replica_hours']:>8,.1f}  scaling events "
+              f"{row['scaling_events']:>5}  vetoed decisions {vetoes:>6}  priced total "
+              f"{row['priced_total']:.2f}")
+    on, off = out["on"], out["off"]
+    out["saves_replica_hours"] = round(off["replica_hours"] - on["replica_hours"], 2)
+    out["costs_violation_minutes"] = on["slo_violation_minutes"] - off["slo_violation_minutes"]
+    print(f"   the veto saves {out['saves_replica_hours']:+,.1f} replica-hours and costs "
+          f"{out['costs_violation_minutes']:+d} violation minutes (priced total "
+          f"{on['priced_total'] - off['priced_total']:+.2f})")
     return out
 
 
-def readme_plot(results: list, path: Path, trace_days: float) -> Path:
+# ---------------------------------------------------------------------------------- live
+def bench_live(args, trace: RateTrace, tuned: dict | None = None) -> dict:
+    """Live replays of the busiest segments under each policy, and the simulator on the same
+    input (`echo_ray.sim.validate`): the per-minute agreement table. `--live-from DIR`: the
+    live runs saved there by an earlier run (`<out-dir>/live`), simulator side only."""
+    import ray
+    from ray import serve
+
+    from echo_ray.connection import connect
+    from echo_ray.sim import validate as va
+    from echo_ray.sim.live import replay_policy
+
+    k = args.live_speedup
+    cfg = sim_config(args, service=ServiceModel.exponential(args.live_service_ms / 1000.0),
+                     slo_ms=args.live_slo_ms)
+    bounds = (1, args.live_max_replicas)
+    ours_kwargs = {"target_latency_ms": args.live_slo_ms, "lead_time_s": args.live_lead_s}
+    specs = va.default_specs(tuned=tuned, ours=ours_kwargs)
+    starts = va.busiest_segments(trace, args.live_segments, args.live_minutes)
+    segments = []
+    for start in starts:
+        seg = trace.window(start, args.live_minutes * 60.0)
+        scale = rate_limit(args.live_peak_replicas, cfg) / (seg.peak_rate * k)
+        segments.append((start, scale, seg.scaled(scale)))
+    print(f"\n== live vs simulated: {len(segments)} segments of {args.live_minutes:g} trace "
+          f"minutes (the busiest, from t=" + ", ".join(f"{s / 3600:.2f}" for s, _, _ in segments)
+          + f" h), x{k:g} faster, peak needs {args.live_peak_replicas} replicas; replicas sleep "
+          f"{cfg.service.describe()}, max_ongoing_requests {cfg.max_ongoing_requests}, bounds "
+          f"{bounds[0]}-{bounds[1]}; policies " + ", ".join(
+              f"{sp.name} {sp.serve_fields or sp.ours or 'untouched'}" for sp in specs) + " ==")
+    live_dir = args.out_dir / "live"
+    live_dir.mkdir(parents=True, exist_ok=True)
+    if args.live_from:
+        runs = {sp.name: [va.load_live_run(args.live_from, sp.name, i, seg.duration_s / k)
+                          for i, (_, _, seg) in enumerate(segments)] for sp in specs}
+        for rs in runs.values():
+            for (start, _, _), r in zip(segments, rs):
+                saved = r.setup.get("segment_start_s")
+                if saved is not None and abs(saved - start) > 1e-6:
+                    sys.exit(f"bench_autoscaling: --live-from {args.live_from} holds a segment "
+                             f"from t={saved} s, this run's is t={start} s (same --trace, "
+                             f"--start-day and --days as the live run?)")
+        print(f"   live runs read from {args.live_from}")
+        return _live_agreement(args, cfg, bounds, specs, segments, runs, live_dir)
+    connect(num_cpus=4, include_dashboard=False, namespace="echo_ray_bench_autoscaling",
+            runtime_env={"env_vars": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}})
+    port = free_port()
+    runs: dict[str, list] = {sp.name: [] for sp in specs}
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        for i, (start, _, seg) in enumerate(segments):
+            for sp in specs:
+                r = replay_policy(sp, seg, f"http://127.0.0.1:{port}",
+                                  name=f"bench-{sp.name.replace('_', '-')}-{i}", speedup=k,
+                                  mean_s=cfg.service.mean_s, min_replicas=bounds[0],
+                                  max_replicas=bounds[1],
+                                  max_ongoing_requests=cfg.max_ongoing_requests,
+                                  seed=args.seed, slo_ms=args.live_slo_ms, poll_s=0.5,
+                                  progress=sys.stderr.isatty())
+                r.setup["segment_start_s"] = start
+                va.save_live_run(r, live_dir, sp.name, i)
+                runs[sp.name].append(r)
+                print(f"   live {sp.name:<12} segment {i}: violation min "
+                      f"{r.summary['slo_violation_minutes']:>3}, replica-s "
+                      f"{r.summary['replica_seconds']:>6,.0f}, p99 {r.summary['p99_ms']:>8,.0f} "
+                      f"ms, max {r.summary['max_replicas']} replicas", flush=True)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+    return _live_agreement(args, cfg, bounds, specs, segments, runs, live_dir)
+
+
+def _live_agreement(args, cfg, bounds, specs, segments, runs, live_dir) -> dict:
+    from echo_ray.sim import validate as va
+
+    k = args.live_speedup
+    starts = [s for s, _, _ in segments]
+    measured = [x for rs in runs.values() for r in rs
+                for x in va.startup_samples(va.samples_timeline(r.setup["replica_samples"]))]
+    fallback = float(np.median(measured)) if measured else args.startup_s
+    bin_s = 60.0 / k
+    out = {"setup": {"segment_starts_s": starts, "scales": [sc for _, sc, _ in segments],
+                     "trace_minutes": args.live_minutes, "speedup": k,
+                     "service_mean_ms": cfg.service.mean_s * 1000, "slo_ms": cfg.slo_ms,
+                     "max_ongoing_requests": cfg.max_ongoing_requests,
+                     "min_replicas": bounds[0], "max_replicas": bounds[1],
+                     "policies": [sp.describe() for sp in specs],
+                     "sim_tick_s": va.SERVE_CONTROL_LOOP_S,
+                     "startup_s_measured_median": round(fallback, 2),
+                     "deployment": "echo_ray.sim.live:SimulatedWork"}, "segments": {}}
+    agreement = {}
+    for sp in specs:
+        rows = []
+        for i, r in enumerate(runs[sp.name]):
+            seen = va.startup_samples(va.samples_timeline(r.setup["replica_samples"]))
+            startup = float(np.median(seen)) if seen else fallback
+            fast = segments[i][2].compressed(k)
+            sim = va.simulate_segment(fast, sp, va.segment_config(cfg, startup), *bounds,
+                                      router_start_s=r.setup["router_start_s"])
+            lm = va.minute_table(r, bin_s, cfg.slo_ms, cfg.replica_rate)
+            sm = va.minute_table(sim, bin_s, cfg.slo_ms, cfg.replica_rate, n_minutes=len(lm))
+            row = {**va.agreement(lm, sm), "startup_s": round(startup, 2),
+                   "router_start_s": round(r.setup["router_start_s"], 2),
+                   "live_p95_ms": [None if not math.isfinite(x) else round(x) for x in
+                                   lm["p95_ms"].fillna(0)],
+                   "sim_p95_ms": [None if not math.isfinite(x) else round(x) for x in
+                                  sm["p95_ms"].fillna(0)],
+                   "live_replicas": [round(x, 2) for x in lm["mean_provisioned"]],
+                   "sim_replicas": [round(x, 2) for x in sm["mean_provisioned"]]}
+            rows.append(row)
+            pd.DataFrame({"live_replicas": lm["mean_provisioned"],
+                          "sim_replicas": sm["mean_provisioned"], "live_p95_ms": lm["p95_ms"],
+                          "sim_p95_ms": sm["p95_ms"], "arrivals": lm["arrivals"]}).to_csv(
+                live_dir / f"{sp.name}_{i}_minutes.csv", index_label="minute")
+            row["replica_seconds_live"] = round(va.replica_seconds(r.timeline, fast.duration_s), 1)
+            row["replica_seconds_sim"] = round(va.replica_seconds(sim.timeline, fast.duration_s), 1)
+        out["segments"][sp.name] = rows
+        agreement[sp.name] = va.pooled(rows)
+        req = pd.concat([r.requests for r in runs[sp.name]])
+        lat = req["latency_ms"].to_numpy(dtype=float)[(req["status"] == "served").to_numpy()]
+        out[sp.name] = {
+            "slo_violation_minutes": agreement[sp.name]["violation_minutes_live"],
+            "replica_seconds": round(sum(x["replica_seconds_live"] for x in rows), 1),
+            "replica_seconds_sim": round(sum(x["replica_seconds_sim"] for x in rows), 1),
+            "dropped": int((req["status"] == "dropped").sum()), "arrivals": len(req),
+            "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
+            "p95_ms": round(float(np.percentile(lat, 95)), 1) if len(lat) else None,
+            "max_replicas": int(max(r.timeline["provisioned"].max() for r in runs[sp.name]))}
+    print(f"   agreement per trace minute ({bin_s:g} s of wall time), simulator fed the start-up "
+          f"measured live (median {fallback:.1f} s) and Serve's 0.1 s control loop:")
+    print(va.table(agreement))
+    out["agreement"] = agreement
+    return out
+
+
+def readme_plot(results: list, path: Path, trace_days: float, start_day: float = 0.0) -> Path:
     """The busiest day of the run, every policy: demand, replicas, p95 per minute."""
     m = results[0].minutes
     day = int(np.argmax(m["rate_rps"].to_numpy()) // 1440) if trace_days > 1 else 0
     window = (day * 86400.0, (day + 1) * 86400.0)
     return plot_compare(results, path, dpi=72, window=window,
-                        title=f"NASA trace, day {day + 1} of the simulated week: provisioned "
-                              f"replicas and p95 per minute by policy (SLO 400 ms)")
+                        title=f"NASA trace, day {start_day + day + 1:g} of the trace: provisioned "
+                              f"replicas and p95 per minute by policy (SLO 400 ms; ray_tuned: "
+                              f"the best config of the sweep)")
 
 
 def main(argv=None) -> int:
@@ -321,14 +521,31 @@ def main(argv=None) -> int:
     ap.add_argument("--speed-hours", type=float, default=24.0)
     ap.add_argument("--speed-max-replicas", type=int, default=200)
     ap.add_argument("--priced-minutes", type=float, default=30.0)
+    ap.add_argument("--sweep-days", type=float, default=3.0,
+                    help="days (from the run's start) of the tuned-baseline sweep")
+    ap.add_argument("--sweep-workers", type=int, default=2)
+    ap.add_argument("--veto-hours", type=float, default=3.0)
+    ap.add_argument("--veto-only", action="store_true", help="only the ROI veto comparison")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--live-only", action="store_true",
+                    help="only the live-versus-simulated validation (ray_tuned: "
+                         "--live-tuned, default the NASA sweep's pick)")
+    ap.add_argument("--live-tuned", type=json.loads, default=None,
+                    help='with --live-only: ray_tuned\'s Serve fields as JSON, e.g. '
+                         '\'{"target_ongoing_requests": 1, "upscale_delay_s": 0}\'')
+    ap.add_argument("--live-from", type=Path, default=None,
+                    help="re-run only the simulator side on live runs saved in this folder")
+    ap.add_argument("--live-segments", type=int, default=2)
     ap.add_argument("--live-minutes", type=float, default=10.0)
     ap.add_argument("--live-speedup", type=float, default=5.0)
     ap.add_argument("--live-peak-replicas", type=int, default=4)
     ap.add_argument("--live-max-replicas", type=int, default=8)
-    ap.add_argument("--live-service-ms", type=float, default=100.0,
+    ap.add_argument("--live-service-ms", type=float, default=400.0,
                     help="mean service time of the live replicas (fewer requests/s than the "
-                         "simulation, so one loaded machine's HTTP proxy keeps up)")
+                         "simulation, so one loaded machine's HTTP proxy and client keep up: "
+                         "at 100 ms, ~20 req/s, they capped the live runs on the shared box)")
+    ap.add_argument("--live-slo-ms", type=float, default=1600.0,
+                    help="the live runs' SLO (p95), 4x their mean service time by default")
     ap.add_argument("--live-lead-s", type=float, default=10.0)
     ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/out/autoscaling"))
     ap.add_argument("--readme-plot", type=Path, default=None,
@@ -337,13 +554,43 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     trace = load_trace(args)
+    if args.live_only:
+        live = bench_live(args, trace, args.live_tuned)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({
+                "live": live, "live_agreement": live["agreement"],
+                "command": "python benchmarks/bench_autoscaling.py " + " ".join(sys.argv[1:]),
+                "wall_s": round(time.perf_counter() - started, 1)}, indent=1, default=str))
+        return 0
+    if args.veto_only:
+        p = plan(trace, sim_config(args), args.peak_replicas)
+        veto = bench_veto(args, p)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"roi_veto": veto, "command": "python "
+                                             "benchmarks/bench_autoscaling.py "
+                                             + " ".join(sys.argv[1:])}, indent=1))
+        return 0
 
     policies, setup, results, validation = bench_policies(
         args, trace, args.out_dir, while_waiting=lambda: bench_validation(args, trace))
+    p = policies.pop("_plan")
+    sweep = bench_sweep(args, p, args.out_dir)
+    tuned = simulate(p, ray_default(p.min_replicas, p.max_replicas, **sweep["best"]["config"]),
+                     "fluid")
+    tuned.policy = "ray_tuned"
+    print(_policy_line(tuned).replace(" ray_default ", " ray_tuned   "))
+    results.insert(1, tuned)
+    policies["ray_tuned"] = {**_pick(tuned.summary), "config": sweep["best"]["config"]}
+    scaling_events = {r.policy: int(r.summary["scaling_events"]) for r in results}
+    veto = bench_veto(args, p)
+    print("   scaling events over the run: " + ", ".join(f"{k} {v:,}" for k, v in
+                                                         scaling_events.items()))
     plot_compare(results, args.out_dir / "autoscaling_compare.png",
                  title=f"{trace.name}: {args.days:g} days, fluid mode")
     if args.readme_plot:
-        readme_plot(results, args.readme_plot, args.days)
+        readme_plot(results, args.readme_plot, args.days, args.start_day)
     ours, ray = policies["ours"], policies["ray_default"]
     ratios = {"slo_violation_minutes": _ratio(ours["slo_violation_minutes"],
                                               ray["slo_violation_minutes"]),
@@ -351,7 +598,8 @@ def main(argv=None) -> int:
     print(f"   ours / ray_default: SLO-violation minutes x{ratios['slo_violation_minutes']} "
           f"(target <= 0.5), replica-seconds x{ratios['replica_seconds']} (target <= 1.0)")
     speed = bench_sim_speed(args)
-    live = {"skipped": True} if args.skip_live else bench_live(args, trace)
+    live = {"skipped": True} if args.skip_live else bench_live(args, trace,
+                                                               sweep["best"]["config"])
     if not args.skip_live:
         lo, lr = live["ours"], live["ray_default"]
         live["ratios"] = {"slo_violation_minutes": _ratio(lo["slo_violation_minutes"],
@@ -365,6 +613,11 @@ def main(argv=None) -> int:
     print(f"\nbench_autoscaling: {total:.0f} s")
     doc = {"policies": policies, "ratios_ours_vs_ray_default": ratios, "sim_speed": speed,
            "live": live, "validation": validation, "setup": setup,
+           "best_baseline": {sweep["trace"]: {k: sweep["best"][k] for k in (
+               "config", "slo_violation_minutes", "replica_seconds")}},
+           "vs_best_baseline": {sweep["trace"]: sweep["vs_best"]},
+           "scaling_events": scaling_events, "sweep": sweep, "roi_veto": veto,
+           "live_agreement": live.get("agreement", {"skipped": True}),
            "command": "python benchmarks/bench_autoscaling.py " + " ".join(sys.argv[1:]),
            "wall_s": round(total, 1)}
     if args.json:

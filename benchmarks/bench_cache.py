@@ -1,14 +1,21 @@
 """Cache benchmark: our policies and tiers against their competitors, in the same run.
 
     python benchmarks/bench_cache.py --json OUT                   # everything
+    python benchmarks/bench_cache.py --suite [--json OUT]         # synthetic families only
     python benchmarks/bench_cache.py --trace PATH --size N [--json OUT]   # your own trace
 
 Sections (the JSON keys):
-  hit_ratio             percent hits on the LIRS traces (ECHO_RAY_TRACES/cache): our lru,
-                        lfu, fifo, tinylfu vs cachetools LRU/LFU, theine (W-TinyLFU) and
-                        Belady's optimal. Our lru must equal the published LRU figures.
+  hit_ratio             percent hits on the LIRS traces (data/traces/cache), two sizes each:
+                        our lru, lfu, fifo, arc, tinylfu (adaptive W-TinyLFU) and
+                        tinylfu_climb (the same with Caffeine's hill climber) vs cachetools
+                        LRU/LFU, theine (W-TinyLFU) and Belady's optimal. Our lru and arc
+                        must equal the published LRU and ARC figures.
+  suite                 the same table on the synthetic families of
+                        echo_ray.cache.workloads (seed 1), two sizes each.
+  targets               per row: tinylfu >= max(lru, theine - 1), and on recency-heavy
+                        families tinylfu >= arc - 1; L1 tinylfu <= 2x cachetools LRU.
   l1_ns_per_op          get/put-on-miss over Zipf(1.0) keys (100k distinct, capacity 10k):
-                        our lru and tinylfu vs cachetools.LRUCache vs a plain dict.
+                        our lru, tinylfu and arc vs cachetools.LRUCache vs a plain dict.
   l3_us, l4_us          get/set latency of our disk and Redis tiers vs raw diskcache and
                         raw redis-py (a private redis-server on a free port).
   object_store_vs_redis read of an 8 MB float64 array by another Ray worker through the
@@ -23,10 +30,8 @@ import argparse
 import gc
 import gzip
 import heapq
-import importlib.util
 import io
 import json
-import os
 import random
 import statistics
 import sys
@@ -39,24 +44,36 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from echo_ray.autoscaling.trace import traces_dir  # noqa: E402
+from echo_ray.cache import workloads  # noqa: E402
 from echo_ray.cache.eviction import make_policy  # noqa: E402
 
-# (trace file, cache size) and the published LRU hit ratios from the traces README.
-STANDARD_CASES = [("gli", 500), ("gli", 1000), ("multi2", 2000), ("sprite", 100), ("loop", 768)]
-PUBLISHED_LRU = {"gli-500": 0.95, "gli-1000": 11.21, "multi2-2000": 49.00, "sprite-100": 21.58,
-                 "loop-768": 0.00}
-PUBLISHED_OPTIMAL = {"gli-500": 34.26, "gli-1000": 53.13, "multi2-2000": 74.65,
-                     "sprite-100": 50.80, "loop-768": 75.81}
-OUR_POLICIES = ["lru", "lfu", "fifo", "tinylfu"]
+# (trace file, cache size): the sizes the traces README publishes figures for, and a second
+# size per trace. The published LRU, ARC and optimal hit ratios from that README.
+STANDARD_CASES = [("gli", 500), ("gli", 1000), ("multi2", 1000), ("multi2", 2000),
+                  ("sprite", 100), ("sprite", 200), ("loop", 512), ("loop", 768)]
+PUBLISHED = {
+    "lru": {"gli-500": 0.95, "gli-1000": 11.21, "multi2-2000": 49.00, "sprite-100": 21.58,
+            "loop-768": 0.00},
+    "arc": {"gli-500": 1.38, "gli-1000": 21.31, "multi2-2000": 64.26, "sprite-100": 25.66,
+            "loop-768": 0.00},
+    "optimal": {"gli-500": 34.26, "gli-1000": 53.13, "multi2-2000": 74.65,
+                "sprite-100": 50.80, "loop-768": 75.81},
+}
+# Column -> (policy, options). tinylfu_climb shows what Caffeine's hill climber gets.
+OURS = {"lru": ("lru", {}), "lfu": ("lfu", {}), "fifo": ("fifo", {}), "arc": ("arc", {}),
+        "tinylfu": ("tinylfu", {}), "tinylfu_climb": ("tinylfu", {"adapt": "climb"})}
+OUR_POLICIES = list(OURS)
+SUITE_SEED = 1
+L1_TARGET = 2.0  # L1 tinylfu ns/op at most this times cachetools.LRUCache's
 
 
 # -- traces ---------------------------------------------------------------------------------
-def traces_dir() -> Path:
-    default = ROOT / ".." / "shared" / "traces"
-    path = Path(os.environ.get("ECHO_RAY_TRACES", default))
-    if not (path / "cache").is_dir():
-        sys.exit(f"bench_cache: cache traces not found in {path / 'cache'}; "
-                 "set ECHO_RAY_TRACES to the shared/traces folder")
+def cache_traces_dir() -> Path:
+    path = traces_dir() / "cache"
+    if not path.is_dir():
+        sys.exit(f"bench_cache: cache traces not found in {path}; "
+                 "set ECHO_RAY_TRACES to a folder with a cache/ subfolder")
     return path
 
 
@@ -86,7 +103,8 @@ def load_trace(path: Path) -> list[int]:
 
 # -- hit ratios -----------------------------------------------------------------------------
 def hits_ours(name: str, keys: list[int], size: int) -> int:
-    cache = make_policy(name, maxsize=size)
+    policy, options = OURS.get(name, (name, {}))
+    cache = make_policy(policy, maxsize=size, **options)
     get, put = cache.get, cache.put
     hits = 0
     for k in keys:
@@ -163,17 +181,46 @@ def hit_ratio_row(keys: list[int], size: int) -> dict[str, float]:
     return {k: round(v, 2) for k, v in row.items()}
 
 
-def bench_hit_ratio(cases: list[tuple[str, Path, int]]) -> dict[str, dict[str, float]]:
-    out = {}
-    print(f"{'trace':<14}" + "".join(f"{c:>15}" for c in
+def target_check(row: dict[str, float], recency_heavy: bool) -> dict[str, object]:
+    """The issue's hit-ratio target for one row: adaptive W-TinyLFU at least as good as LRU
+    and within 1 point of theine; on recency-heavy workloads also within 1 point of ARC."""
+    need = max(row["lru"], row["theine"] - 1.0)
+    met = row["tinylfu"] >= need
+    check: dict[str, object] = {"need": round(need, 2), "met": met}
+    if recency_heavy:
+        check["arc_met"] = row["tinylfu"] >= row["arc"] - 1.0
+        check["met"] = met and check["arc_met"]
+    return check
+
+
+def bench_hit_ratio(cases: list[tuple[str, object, int, bool]]) -> tuple[dict, dict]:
+    """Rows for (label, trace path or key list, size, recency-heavy?) cases, printed as a
+    table with the target verdict; returns (rows, target checks)."""
+    out, checks = {}, {}
+    print(f"{'case':<20}" + "".join(f"{c:>15}" for c in
                                      [*OUR_POLICIES, "cachetools_lru", "cachetools_lfu",
-                                      "theine", "optimal", "tinylfu-theine"]))
-    for label, path, size in cases:
-        row = hit_ratio_row(load_trace(path), size)
+                                      "theine", "optimal", "tinylfu-theine"]) + "   target")
+    for label, source, size, recency_heavy in cases:
+        keys = source if isinstance(source, list) else load_trace(source)
+        row = hit_ratio_row(keys, size)
         out[label] = row
-        print(f"{label:<14}" + "".join(f"{v:>15.2f}" for v in row.values())
-              + f"{row['tinylfu'] - row['theine']:>+15.2f}")
-    return out
+        checks[label] = check = target_check(row, recency_heavy)
+        verdict = "met" if check["met"] else "NOT met"
+        note = f" (max(lru, theine - 1) = {check['need']:.2f}"
+        if recency_heavy:
+            note += f"; arc - 1 = {row['arc'] - 1:.2f} {'met' if check['arc_met'] else 'NOT met'}"
+        note += ")"
+        print(f"{label:<20}" + "".join(f"{v:>15.2f}" for v in row.values())
+              + f"{row['tinylfu'] - row['theine']:>+15.2f}   {verdict}{note}", flush=True)
+    return out, checks
+
+
+def suite_cases(seed: int = SUITE_SEED) -> list[tuple[str, list[int], int, bool]]:
+    cases = []
+    for name, (generate, n, sizes, recency_heavy) in workloads.FAMILIES.items():
+        keys = generate(n, seed)
+        cases += [(f"{name}-{size}", keys, size, recency_heavy) for size in sizes]
+    return cases
 
 
 # -- L1 speed -------------------------------------------------------------------------------
@@ -206,6 +253,7 @@ def bench_l1(n_keys: int = 100_000, capacity: int = 10_000, n_requests: int = 40
     makers = {
         "lru": (lambda: make_policy("lru", maxsize=capacity), _loop_policy),
         "tinylfu": (lambda: make_policy("tinylfu", maxsize=capacity), _loop_policy),
+        "arc": (lambda: make_policy("arc", maxsize=capacity), _loop_policy),
         "cachetools_lru": (lambda: cachetools.LRUCache(capacity), _loop_mapping),
         "dict": (dict, _loop_mapping),
     }
@@ -222,9 +270,12 @@ def bench_l1(n_keys: int = 100_000, capacity: int = 10_000, n_requests: int = 40
             gc.enable()
             best[name] = min(best[name], elapsed / len(keys))
     out = {name: round(v, 1) for name, v in best.items()}
+    ratio = out["tinylfu"] / out["cachetools_lru"]
     print(f"L1 ns/op (Zipf 1.0, {n_keys} keys, capacity {capacity}): {out}; "
           f"lru/cachetools = {out['lru'] / out['cachetools_lru']:.2f}, "
-          f"tinylfu/cachetools = {out['tinylfu'] / out['cachetools_lru']:.2f}")
+          f"arc/cachetools = {out['arc'] / out['cachetools_lru']:.2f}, "
+          f"tinylfu/cachetools = {ratio:.2f} (target <= {L1_TARGET}: "
+          f"{'met' if ratio <= L1_TARGET else 'NOT met'})")
     return out
 
 
@@ -271,10 +322,9 @@ def bench_l3(n: int = 1000) -> dict[str, float]:
 
 
 def _redis_server():
-    spec = importlib.util.spec_from_file_location("redis_server", ROOT / "tests" / "redis_server.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    server = module.RedisServer()
+    from tests.support.redis_server import RedisServer  # a private redis-server, never 6379
+
+    server = RedisServer()
     server.start()
     return server
 
@@ -311,9 +361,9 @@ def bench_object_store_vs_redis(redis_url: str, repeats: int = 15) -> dict[str, 
     from echo_ray.cache.entry import pack_entry
     from echo_ray.cache.tiers.object_store import ObjectStoreTier, holder_name
     from echo_ray.cache.tiers.redis_tier import RedisTier
+    from echo_ray.connection import connect
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             namespace="echo_ray_bench")
+    connect(num_cpus=2, include_dashboard=False, namespace="echo_ray_bench")
     try:
         array = np.random.default_rng(5).random(2**20)  # 8 MiB float64
         holder = ObjectStoreTier("bench")  # keep the handle: the holder lives while it does
@@ -363,16 +413,29 @@ def bench_object_store_vs_redis(redis_url: str, repeats: int = 15) -> dict[str, 
 
 
 # -- main -----------------------------------------------------------------------------------
+def summarize(checks: dict[str, dict]) -> None:
+    missed = [label for label, check in checks.items() if not check["met"]]
+    print(f"target (tinylfu >= max(lru, theine - 1); recency-heavy: also >= arc - 1): met on "
+          f"{len(checks) - len(missed)}/{len(checks)}"
+          + (f"; NOT met on {', '.join(missed)}" if missed else ""), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--trace", type=Path, help="hit ratios on this trace only")
     parser.add_argument("--size", type=int, help="cache size for --trace")
+    parser.add_argument("--recency-heavy", action="store_true",
+                        help="with --trace: also check tinylfu against ARC - 1")
+    parser.add_argument("--suite", action="store_true",
+                        help="only the synthetic families (the full run includes them)")
     args = parser.parse_args(argv)
     if (args.trace is None) != (args.size is None):
         parser.error("--trace and --size go together")
     if args.size is not None and args.size < 1:
         parser.error(f"--size must be a positive int, got {args.size}")
+    if args.suite and args.trace is not None:
+        parser.error("--suite and --trace are separate runs")
 
     results: dict[str, object] = {}
     ok = True
@@ -380,22 +443,39 @@ def main(argv: list[str] | None = None) -> int:
         if not args.trace.is_file():
             parser.error(f"--trace {args.trace} is not a file")
         label = f"{args.trace.name.split('.')[0]}-{args.size}"
-        results["hit_ratio"] = bench_hit_ratio([(label, args.trace, args.size)])
+        results["hit_ratio"], checks = bench_hit_ratio(
+            [(label, args.trace, args.size, args.recency_heavy)])
+        results["targets"] = checks
+        summarize(checks)
+    elif args.suite:
+        print(f"synthetic families (echo_ray.cache.workloads, seed {SUITE_SEED})")
+        results["suite"], checks = bench_hit_ratio(suite_cases())
+        results["targets"] = checks
+        summarize(checks)
     else:
-        cache_dir = traces_dir() / "cache"
-        cases = [(f"{name}-{size}", cache_dir / f"{name}.trace.gz", size)
+        cache_dir = cache_traces_dir()
+        cases = [(f"{name}-{size}", cache_dir / f"{name}.trace.gz", size, False)
                  for name, size in STANDARD_CASES]
-        results["hit_ratio"] = ratios = bench_hit_ratio(cases)
-        for column, published in (("lru", PUBLISHED_LRU), ("optimal", PUBLISHED_OPTIMAL)):
+        print("LIRS traces (data/traces/cache)")
+        results["hit_ratio"], checks = bench_hit_ratio(cases)
+        ratios = results["hit_ratio"]
+        for column, published in PUBLISHED.items():
             for label, expected in published.items():
                 if ratios[label][column] != expected:
                     print(f"HARNESS CHECK FAILED: {column} on {label} = "
                           f"{ratios[label][column]}, published = {expected}")
                     ok = False
         if ok:
-            print("harness check: our lru and the computed optimal equal the published "
-                  "figures on every trace")
-        results["l1_ns_per_op"] = bench_l1()
+            print("harness check: our lru and arc and the computed optimal equal the "
+                  "published figures on every trace")
+        print(f"synthetic families (echo_ray.cache.workloads, seed {SUITE_SEED})")
+        results["suite"], suite_checks = bench_hit_ratio(suite_cases())
+        checks.update(suite_checks)
+        summarize(checks)
+        results["l1_ns_per_op"] = l1 = bench_l1()
+        checks["l1"] = {"ratio": round(l1["tinylfu"] / l1["cachetools_lru"], 2),
+                        "met": l1["tinylfu"] / l1["cachetools_lru"] <= L1_TARGET}
+        results["targets"] = checks
         results["l3_us"] = bench_l3()
         server = _redis_server()
         try:

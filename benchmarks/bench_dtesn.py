@@ -114,9 +114,10 @@ def batch_speed(units, batch, T, repeats):
 def actor_vs_inprocess(steps, repeats):
     import ray
 
+    from echo_ray.connection import connect
     from echo_ray.dtesn.actors import DTESNSystem
 
-    ray.init(include_dashboard=False, log_to_driver=False)
+    connect(include_dashboard=False)
     spec = TreeSpec.from_depth(4, units=100)
     U = np.random.default_rng(2).uniform(-1, 1, (steps, 1))
     system = DTESNSystem(spec, n_actors=4, chunk_size=1000, checkpoint_dir=tempfile.mkdtemp())

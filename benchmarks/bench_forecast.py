@@ -1,24 +1,36 @@
-"""Our online forecasters vs naive and statsmodels on a real request trace, same protocol for all.
+"""Our online forecasters vs naive and statsmodels, same protocol for all, on real and synthetic traces.
 
-    python benchmarks/bench_forecast.py --json benchmarks/out/forecast.json
-    python benchmarks/bench_forecast.py --trace counts.txt --period 1440 --test-days 7
+    python benchmarks/bench_forecast.py --json benchmarks/out/forecast.json   # NASA + suite
+    python benchmarks/bench_forecast.py --suite            # the synthetic families only
+    python benchmarks/bench_forecast.py --trace counts.csv --test-days 0.25 [--period 60]
 
 Default trace: NASA Kennedy Space Center HTTP requests per minute, Jul-Aug 1995
-(`$ECHO_RAY_TRACES/nasa_http_1995_per_minute.csv`).
+(`data/traces/nasa_http_1995_per_minute.csv`). The suite: one seeded trace of each family in
+`echo_ray.autoscaling.synthetic` (daily+weekly, timer bursts, bursty with zero runs, level
+shifts and outages, trend ramps), each with the test span its generator suggests.
 
-Protocol, identical for every model:
-- Split: the last `--test-days` days (7 x 1440 = 10,080 minutes) are the test set; everything
-  before is training (it includes the 1-3 Aug outage of zeros).
-- Fit on training only, minimising one-step-ahead squared error: ours by grid search over the
-  model's own online code, statsmodels by its own optimiser (heuristic initial states).
-- Test: online with frozen parameters. For each test minute t we score the 1-step forecast made
-  at t-1 and the 5-step forecast made at t-5, each from a model that has seen exactly the data up
-  to its origin. Ours: `update(y)` once per minute. statsmodels: the fitted parameters and
-  initial states are re-run over the whole series with `optimized=False` (statsmodels' own
-  filter, no refit); the level/trend/season states at each origin give the h-step forecast,
-  checked against statsmodels' `forecast(h)` of a model filtered up to that origin.
-- Intervals: 80% intervals from each model's own recent h-step residuals; coverage_80 is the
-  ensemble's, `coverage_80_by_model` has every model's.
+Protocol, identical for every model and trace:
+- Split: the last `--test-days` days (1440 samples a day) are the test set; the `--train-days`
+  before them are training (everything older is dropped, which keeps statsmodels' fits cheap).
+- Season: `--period`, default detected on the training part only (autocorrelation at the hourly,
+  daily and weekly lags after detrending; none when no lag is significant).
+- Fit on training only, minimising one-step-ahead squared error: SES, damped Holt and
+  Holt-Winters by L-BFGS-B from the best points of a coarse grid (`fitting.fit_smoothing`;
+  Holt-Winters from the heuristic initial state of the training data, like statsmodels'),
+  moving-average and linear-trend windows by grid; statsmodels by its own optimiser (heuristic
+  initial states). statsmodels' seasonal model uses the same detected period (damped Holt when
+  there is none).
+- Test: online with frozen parameters. Each test minute is scored against the 1-step forecast
+  made one minute earlier and the 5-step forecast made five minutes earlier, from a model that
+  has seen exactly the data up to its origin. statsmodels' fitted parameters and initial states
+  are re-run over the whole series with `optimized=False` (its own filter, no refit) and its
+  h-step forecasts built from its states at each origin (checked against its own `forecast`).
+- Scores: MAE and MASE (MAE over the in-sample MAE of seasonal naive at the detected period,
+  naive when none) are primary; sMAPE beside (it scores a small forecast for a zero minute as
+  200%). Interval: the ensemble's 80% interval from its own recent h-step errors, with the
+  quantile levels calibrated online; coverage is measured on the test span.
+- Targets: ensemble MAE <= 1.02 x the best single model's (ours and statsmodels') at h=1 and
+  h=5, and ensemble 80% coverage in [0.75, 0.85], on every trace.
 """
 
 from __future__ import annotations
@@ -39,86 +51,99 @@ from echo_ray.autoscaling import (
     LinearTrend,
     MovingAverage,
     Naive,
+    SeasonalNaive,
     SimpleExponentialSmoothing,
 )
-from echo_ray.autoscaling.fitting import grid_search
-from echo_ray.autoscaling.metrics import coverage, mae, smape
+from echo_ray.autoscaling.fitting import fit_smoothing, grid_search
+from echo_ray.autoscaling.metrics import coverage, mae, mase, smape
+from echo_ray.autoscaling.season import detect_period, season_scores
+from echo_ray.autoscaling.synthetic import FAMILIES, generate
 from echo_ray.autoscaling.trace import NASA_TRACE, load_request_trace, traces_dir
 
 HORIZONS = (1, 5)
+H = max(HORIZONS)
 INTERVAL_WINDOW = 500  # residuals behind each interval
-ENSEMBLE_POWER = 2.0  # weights ~ 1 / MSE^2 (chosen on the week before the test week)
+MAE_RATIO_TARGET = 1.02
+COVERAGE_TARGET = (0.75, 0.85)
+WINDOW_FIT_SPAN = 7 * 1440  # moving-average / linear windows are chosen on the last week
+GRIDS = {"moving_average": (MovingAverage, {"window": [2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60]}),
+         "linear": (LinearTrend, {"window": [10, 15, 20, 30, 45, 60, 90, 120, 180, 240]})}
 
 
-def _steps(lo, hi, step):
-    return [round(float(v), 3) for v in np.arange(lo, hi + step / 2, step)]
-
-
-def grids(period: int) -> dict:
-    return {
-        "moving_average": (MovingAverage, {"window": [2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60]}),
-        "linear": (LinearTrend, {"window": [10, 15, 20, 30, 45, 60, 90, 120, 180, 240]}),
-        "ses": (SimpleExponentialSmoothing, {"alpha": _steps(0.02, 0.98, 0.02)}),
-        "holt": (Holt, {"alpha": _steps(0.05, 0.5, 0.05), "beta": [0.0, 0.001, 0.01, 0.05],
-                        "phi": [0.8, 0.9, 0.95, 0.98, 1.0]}),
-        "holt_winters": (lambda **p: HoltWinters(period=period, **p),
-                         {"alpha": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "beta": [0.0, 0.01],
-                          "gamma": [0.01, 0.02, 0.05, 0.1, 0.2], "phi": [0.8, 0.9, 0.98]}),
-    }
-
-
-def fit_ours(train: np.ndarray, period: int) -> dict:
-    fitted = {"naive": {}}
-    for name, (factory, grid) in grids(period).items():
+def fit_ours(train: np.ndarray, period: int | None, log) -> tuple[dict, dict, tuple | None]:
+    fitted, cost, initial = {}, {}, None
+    for name, (factory, grid) in GRIDS.items():
         t = time.perf_counter()
-        best, table = grid_search(factory, grid, train, skip=period)
-        fitted[name] = best
-        print(f"  fit {name:15s} {best}  ({len(table)} candidates, "
-              f"{time.perf_counter() - t:.1f}s)", flush=True)
-    return fitted
+        best, table = grid_search(factory, grid, train[-WINDOW_FIT_SPAN:])
+        fitted[name], cost[name] = best, time.perf_counter() - t
+        log(f"  fit {name:15s} {best}  ({len(table)} candidates, {cost[name]:.1f}s)")
+    kinds = ["ses", "holt"] + (["holt_winters"] if period else [])
+    for kind in kinds:
+        t = time.perf_counter()
+        # Holt-Winters starts from the heuristic initial state of the training data, as
+        # statsmodels' does (not from an online warm-up): both are batch fits here.
+        fit = fit_smoothing(kind, train, period=period, known_start=True)
+        fitted[kind], cost[kind] = fit.params, time.perf_counter() - t
+        if fit.initial_state is not None:
+            initial = fit.initial_state
+        log(f"  fit {kind:15s} {fit.params}  ({fit.evaluations} evaluations, {cost[kind]:.1f}s)")
+    return fitted, cost, initial
 
 
-def build_ours(fitted: dict, period: int) -> list:
-    kw = {"max_horizon": max(HORIZONS), "interval_window": INTERVAL_WINDOW}
-    return [Naive(**kw), MovingAverage(**fitted["moving_average"], **kw),
-            LinearTrend(**fitted["linear"], **kw),
-            SimpleExponentialSmoothing(**fitted["ses"], **kw), Holt(**fitted["holt"], **kw),
-            HoltWinters(period=period, **fitted["holt_winters"], **kw)]
+def build_ours(fitted: dict, period: int | None, initial: tuple | None) -> list:
+    # Members' own intervals are not used inside the ensemble: they skip calibration.
+    kw = {"max_horizon": H, "interval_window": INTERVAL_WINDOW, "adapt_rate": 0.0}
+    models = [Naive(**kw)]
+    if period and period >= H:
+        models.append(SeasonalNaive(period=period, **kw))
+    models += [MovingAverage(**fitted["moving_average"], **kw),
+               LinearTrend(**fitted["linear"], **kw),
+               SimpleExponentialSmoothing(**fitted["ses"], **kw), Holt(**fitted["holt"], **kw)]
+    if period:
+        models.append(HoltWinters(**fitted["holt_winters"], **kw,
+                                  initial_state=initial))
+    return models
 
 
-def run_ours(y: np.ndarray, start: int, fitted: dict, period: int) -> tuple[dict, dict]:
-    """Online pass over the whole series; record forecasts whose target is in the test set."""
-    singles = build_ours(fitted, period)
-    ens = Ensemble(build_ours(fitted, period), power=ENSEMBLE_POWER,
-                   max_horizon=max(HORIZONS), interval_window=INTERVAL_WINDOW)
-    models = [*singles, ens]
+def run_ours(y: np.ndarray, start: int, fitted: dict, period: int | None,
+             initial: tuple | None) -> tuple[dict, dict]:
+    """Online pass over the whole series; record forecasts whose target is in the test set.
+
+    The single models are the ensemble's members (each fed every observation once, so their
+    forecasts are the same as standalone ones); the interval is the ensemble's."""
+    ens = Ensemble(build_ours(fitted, period, initial), max_horizon=H,
+                   interval_window=INTERVAL_WINDOW)
     T = len(y) - start
-    out = {m.name: {h: np.zeros((3, T)) for h in HORIZONS} for m in models}
-    spent = dict.fromkeys(out, 0.0)
-    first_origin = start - max(HORIZONS)
+    points = {m.name: {h: np.zeros(T) for h in HORIZONS} for m in ens.members}
+    interval = {h: np.zeros((3, T)) for h in HORIZONS}
+    spent = 0.0
+    first_origin = start - H
     for i, v in enumerate(y.tolist()):
-        for m in models:
-            t = time.perf_counter()
-            m.update(v)
-            spent[m.name] += time.perf_counter() - t
+        t = time.perf_counter()
+        ens.update(v)
+        spent += time.perf_counter() - t
         if i < first_origin:
             continue
         for h in HORIZONS:
             target = i + h - start
             if 0 <= target < T:
-                for m in models:
-                    f = m.forecast(h)
-                    out[m.name][h][:, target] = (f.point, f.lower, f.upper)
-    us = {name: 1e6 * s / len(y) for name, s in spent.items()}
-    return out, us
+                for m in ens.members:
+                    points[m.name][h][target] = m.point(h)
+                f = ens.forecast(h)
+                interval[h][:, target] = (f.point, f.lower, f.upper)
+    points["ensemble"] = {h: interval[h][0] for h in HORIZONS}
+    return points, {"interval": interval, "ensemble_update_us": 1e6 * spent / len(y),
+                    "choice": {str(h): ens.choice(h) for h in HORIZONS}}
 
 
-def run_statsmodels(y: np.ndarray, start: int, period: int) -> tuple[dict, dict, dict]:
+def run_statsmodels(y: np.ndarray, start: int, period: int | None,
+                    log) -> tuple[dict, dict, dict]:
     from statsmodels.tsa.holtwinters import ExponentialSmoothing, SimpleExpSmoothing
 
     train = y[:start]
-    hw_kw = {"trend": "add", "damped_trend": True, "seasonal": "add",
-             "seasonal_periods": period}
+    seasonal = {"seasonal": "add", "seasonal_periods": period} if period else {}
+    hw_kw = {"trend": "add", "damped_trend": True, **seasonal}
+    hw_name = "statsmodels_holt_winters" if period else "statsmodels_holt"
     info, checks, preds = {}, {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning chatter; results are checked below
@@ -127,149 +152,232 @@ def run_statsmodels(y: np.ndarray, start: int, period: int) -> tuple[dict, dict,
         p = ses.params
         info["statsmodels_ses"] = {"alpha": float(p["smoothing_level"]),
                                    "fit_s": time.perf_counter() - t}
-        print(f"  fit statsmodels_ses {info['statsmodels_ses']}", flush=True)
+        log(f"  fit statsmodels_ses {info['statsmodels_ses']}")
 
         def ses_fixed(data):
             return SimpleExpSmoothing(data, initialization_method="known",
                                       initial_level=p["initial_level"]).fit(
                 smoothing_level=p["smoothing_level"], optimized=False)
 
-        t = time.perf_counter()
         level = ses_fixed(y).level
-        info["statsmodels_ses"]["filter_us_per_obs"] = 1e6 * (time.perf_counter() - t) / len(y)
         preds["statsmodels_ses"] = {h: level[start - h: len(y) - h] for h in HORIZONS}
 
         t = time.perf_counter()
         hw = ExponentialSmoothing(train, initialization_method="heuristic", **hw_kw).fit()
         q = hw.params
-        info["statsmodels_holt_winters"] = {
+        info[hw_name] = {
             "alpha": float(q["smoothing_level"]), "beta": float(q["smoothing_trend"]),
-            "gamma": float(q["smoothing_seasonal"]), "phi": float(q["damping_trend"]),
-            "fit_s": time.perf_counter() - t}
-        print(f"  fit statsmodels_holt_winters {info['statsmodels_holt_winters']}", flush=True)
+            "phi": float(q["damping_trend"]), "fit_s": time.perf_counter() - t}
+        if period:
+            info[hw_name].update(period=period, gamma=float(q["smoothing_seasonal"]))
+        log(f"  fit {hw_name} {info[hw_name]}")
 
         def hw_fixed(data):
-            return ExponentialSmoothing(
-                data, initialization_method="known", initial_level=q["initial_level"],
-                initial_trend=q["initial_trend"], initial_seasonal=q["initial_seasons"],
-                **hw_kw).fit(smoothing_level=q["smoothing_level"],
-                             smoothing_trend=q["smoothing_trend"],
-                             smoothing_seasonal=q["smoothing_seasonal"],
-                             damping_trend=q["damping_trend"], optimized=False)
+            known = {"initial_level": q["initial_level"], "initial_trend": q["initial_trend"]}
+            fixed = {"smoothing_level": q["smoothing_level"],
+                     "smoothing_trend": q["smoothing_trend"],
+                     "damping_trend": q["damping_trend"]}
+            if period:
+                known["initial_seasonal"] = q["initial_seasons"]
+                fixed["smoothing_seasonal"] = q["smoothing_seasonal"]
+            return ExponentialSmoothing(data, initialization_method="known", **known,
+                                        **hw_kw).fit(optimized=False, **fixed)
 
         t = time.perf_counter()
         full = hw_fixed(y)
-        info["statsmodels_holt_winters"]["filter_us_per_obs"] = (
-            1e6 * (time.perf_counter() - t) / len(y))
+        info[hw_name]["filter_us_per_obs"] = 1e6 * (time.perf_counter() - t) / len(y)
         phi = float(q["damping_trend"])
-        season = np.concatenate([np.asarray(q["initial_seasons"]), full.season])
+        season = (np.concatenate([np.asarray(q["initial_seasons"]), full.season]) if period
+                  else None)
 
         def hw_forecast(origins, h):  # state at origin -> forecast of origin + h (h <= period)
             damp = sum(phi ** i for i in range(1, h + 1))
-            return full.level[origins] + damp * full.trend[origins] + season[origins + h]
+            out = full.level[origins] + damp * full.trend[origins]
+            return out + season[origins + h] if period else out
 
-        preds["statsmodels_holt_winters"] = {
-            h: hw_forecast(np.arange(start - h, len(y) - h), h) for h in HORIZONS}
+        preds[hw_name] = {h: hw_forecast(np.arange(start - h, len(y) - h), h) for h in HORIZONS}
         # The filtered states must reproduce statsmodels' own forecasts and its training fit.
         checks["hw_train_states_match_fit"] = bool(np.allclose(full.level[:start], hw.level))
-        for origin in (start + min(100, (len(y) - start) // 2), len(y) - 1 - max(HORIZONS)):
-            own = hw_fixed(y[: origin + 1]).forecast(max(HORIZONS))
-            ours = [hw_forecast(np.array([origin]), h)[0] for h in range(1, max(HORIZONS) + 1)]
+        for origin in (start + min(100, (len(y) - start) // 2), len(y) - 1 - H):
+            own = hw_fixed(y[: origin + 1]).forecast(H)
+            ours = [hw_forecast(np.array([origin]), h)[0] for h in range(1, H + 1)]
             checks[f"hw_forecast_matches_at_{origin}"] = bool(np.allclose(own, ours))
-            own_ses = ses_fixed(y[: origin + 1]).forecast(max(HORIZONS))
+            own_ses = ses_fixed(y[: origin + 1]).forecast(H)
             checks[f"ses_forecast_matches_at_{origin}"] = bool(
                 np.allclose(own_ses, level[origin]))
     return preds, info, checks
+
+
+def _mase(actual, predicted, train, period) -> float | None:
+    try:
+        return mase(actual, predicted, train, period)
+    except ValueError:  # constant training data at the seasonal lag: no scale
+        return None
+
+
+def evaluate(y: np.ndarray, test: int, period, label: str, quiet: bool = False) -> dict:
+    """Fit, run and score every model on `y` with the last `test` samples as the test set.
+    `period`: an int, None for no season, or "auto" to detect it on the training part."""
+    log = (lambda s: None) if quiet else (lambda s: print(s, flush=True))
+    start = len(y) - test
+    train = y[:start]
+    scores = season_scores(train)
+    if period == "auto":
+        period = detect_period(train)
+    log(f"{label}: {len(y)} samples; train {start}, test {test}; season "
+        f"{period or 'none'} (seasonal acf {', '.join(f'{m}: {r:.3f}' for m, r in scores.items())})")
+    t0 = time.perf_counter()
+    fitted, fit_cost, initial = fit_ours(train, period, log)
+    t1 = time.perf_counter()
+    ours, extra = run_ours(y, start, fitted, period, initial)
+    run_s = time.perf_counter() - t1
+    log(f"  online pass over {len(y)} samples: {run_s:.1f}s")
+    sm_preds, sm_info, checks = run_statsmodels(y, start, period, log)
+    if not all(checks.values()):
+        print(f"WARNING: statsmodels state reconstruction checks failed: {checks}")
+
+    actual = y[start:]
+    names = [*ours, *sm_preds]
+    point = {n: ours[n] if n in ours else sm_preds[n] for n in names}
+    scale_period = period if period and period < start else None
+    res = {"mae": {}, "mase": {}, "smape": {}, "coverage_80": {}}
+    for h in HORIZONS:
+        k = str(h)
+        res["mae"][k] = {n: mae(actual, point[n][h]) for n in names}
+        res["mase"][k] = {n: _mase(actual, point[n][h], train, scale_period) for n in names}
+        res["smape"][k] = {n: smape(actual, point[n][h]) for n in names}
+        band = extra["interval"][h]
+        res["coverage_80"][k] = coverage(actual, band[1], band[2])
+    targets = {}
+    for h in map(str, HORIZONS):
+        singles = {n: v for n, v in res["mae"][h].items() if n != "ensemble"}
+        best = min(singles, key=singles.get)
+        ratio = res["mae"][h]["ensemble"] / singles[best] if singles[best] > 0 else 1.0
+        cov = res["coverage_80"][h]
+        targets[h] = {"best_single": best, "best_single_mae": singles[best],
+                      "ensemble_mae": res["mae"][h]["ensemble"], "ratio": ratio,
+                      "mae_met": ratio <= MAE_RATIO_TARGET, "coverage": cov,
+                      "coverage_met": COVERAGE_TARGET[0] <= cov <= COVERAGE_TARGET[1]}
+    res.update({
+        "targets": targets,
+        "met": all(t["mae_met"] and t["coverage_met"] for t in targets.values()),
+        "params": {"ours": fitted, "statsmodels": sm_info, "interval_window": INTERVAL_WINDOW},
+        "timing": {"our_fit_s": t1 - t0, "our_fit_s_by_model": fit_cost,
+                   "our_online_pass_s": run_s,
+                   "ensemble_update_us": extra["ensemble_update_us"]},
+        "ensemble_choice_at_end": extra["choice"],
+        "checks": checks,
+        "trace": {"label": label, "samples": len(y), "train": start, "test": test,
+                  "period": period, "seasonal_acf": {str(m): r for m, r in scores.items()},
+                  "scale_period": scale_period},
+    })
+    return res
+
+
+def print_table(res: dict) -> None:
+    cols = "".join(f"  MAE h={h}  MASE h={h} sMAPE h={h}" for h in HORIZONS)
+    print(f"\n{'model':26s}{cols}")
+    for n in res["mae"]["1"]:
+        row = "".join(f"  {res['mae'][str(h)][n]:8.3f} {_num(res['mase'][str(h)][n])}"
+                      f" {res['smape'][str(h)][n]:9.2f}%" for h in HORIZONS)
+        print(f"{n:26s}{row}")
+    for h, t in res["targets"].items():
+        print(f"h={h}: ensemble MAE / best single ({t['best_single']}) {t['ratio']:.4f} "
+              f"(target <= {MAE_RATIO_TARGET}) -> {'met' if t['mae_met'] else 'NOT MET'}; "
+              f"coverage_80 {t['coverage']:.3f} (target {COVERAGE_TARGET[0]}-"
+              f"{COVERAGE_TARGET[1]}) -> {'met' if t['coverage_met'] else 'NOT MET'}")
+    print(f"ensemble update: {res['timing']['ensemble_update_us']:.1f} us/obs (all members, "
+          f"selection, calibrated interval); following at the end: "
+          f"{res['ensemble_choice_at_end']}")
+
+
+def _num(v) -> str:
+    return f"{'-':>8s}" if v is None else f"{v:8.3f}"
+
+
+def run_suite(seed: int, quiet: bool) -> dict:
+    out = {}
+    for family in FAMILIES:
+        tr = generate(family, seed=seed)
+        t = time.perf_counter()
+        res = evaluate(tr.counts, tr.test, "auto", f"suite {family} (seed {seed})", quiet=quiet)
+        res["trace"].update(family=family, seed=seed, generated_period=tr.period,
+                            seconds=time.perf_counter() - t)
+        out[family] = res
+        if not quiet:
+            print_table(res)
+            print()
+    return out
+
+
+def print_suite(suite: dict) -> None:
+    print(f"\n{'family':16s} {'period gen/det':>15s}  {'h':>2s}  {'best single':26s} "
+          f"{'its MAE':>9s} {'ens MAE':>9s} {'ratio':>7s}  {'cov80':>6s}  target")
+    for family, res in suite.items():
+        tr = res["trace"]
+        per = f"{tr['generated_period'] or '-'}/{tr['period'] or '-'}"
+        for h, t in res["targets"].items():
+            met = "met" if t["mae_met"] and t["coverage_met"] else "NOT MET"
+            print(f"{family:16s} {per:>15s}  {h:>2s}  {t['best_single']:26s} "
+                  f"{t['best_single_mae']:9.3f} {t['ensemble_mae']:9.3f} {t['ratio']:7.4f}  "
+                  f"{t['coverage']:6.3f}  {met}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trace", type=Path, default=None,
                     help="minute,requests CSV or one count per line (default: NASA 1995)")
+    ap.add_argument("--suite", action="store_true",
+                    help="run the synthetic families (alone, or after --trace)")
     ap.add_argument("--json", type=Path, default=None, help="write results here")
-    ap.add_argument("--period", type=int, default=1440, help="season length in samples")
+    ap.add_argument("--period", default="auto",
+                    help="season length in samples, 'none', or 'auto' (detect; default)")
     ap.add_argument("--test-days", type=float, default=7.0,
                     help="test span, in days of 1440 samples")
+    ap.add_argument("--train-days", type=float, default=14.0,
+                    help="training span before the test span, in days (at most)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic suite")
     args = ap.parse_args(argv)
+    if args.period in ("auto", "none"):
+        period = args.period if args.period == "auto" else None
+    else:
+        try:
+            period = int(args.period)
+        except ValueError:
+            sys.exit(f"--period must be an integer >= 2, 'auto' or 'none', got {args.period!r}")
+        if period < 2:
+            sys.exit(f"--period must be an integer >= 2, 'auto' or 'none', got {args.period!r}")
 
-    path = args.trace or traces_dir() / NASA_TRACE
-    if not path.is_file():
-        sys.exit(f"trace {path} not found: set ECHO_RAY_TRACES to the shared traces folder "
-                 f"or pass --trace PATH")
-    y = load_request_trace(path)
-    test = int(round(args.test_days * 1440))
-    start = len(y) - test
-    if test < 1 or start < 3 * args.period:
-        sys.exit(f"trace has {len(y)} samples: need test ({test}) + 3 seasons "
-                 f"(3 x {args.period}) of training")
-    print(f"trace {path}: {len(y)} samples; train {start}, test {test} (last "
-          f"{args.test_days:g} days); season {args.period}", flush=True)
-
-    t0 = time.perf_counter()
-    fitted = fit_ours(y[:start], args.period)
-    fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ours, us = run_ours(y, start, fitted, args.period)
-    run_s = time.perf_counter() - t0
-    print(f"  online pass over {len(y)} samples: {run_s:.1f}s", flush=True)
-    sm_preds, sm_info, checks = run_statsmodels(y, start, args.period)
-    if not all(checks.values()):
-        print(f"WARNING: statsmodels state reconstruction checks failed: {checks}")
-
-    actual = y[start:]
-    names = [*ours, *sm_preds]
-    point = {n: {h: ours[n][h][0] if n in ours else sm_preds[n][h] for h in HORIZONS}
-             for n in names}
-    result = {
-        "smape": {str(h): {n: smape(actual, point[n][h]) for n in names} for h in HORIZONS},
-        "mae": {str(h): {n: mae(actual, point[n][h]) for n in names} for h in HORIZONS},
-        "coverage_80": {str(h): coverage(actual, ours["ensemble"][h][1], ours["ensemble"][h][2])
-                        for h in HORIZONS},
-        "coverage_80_by_model": {
-            str(h): {n: coverage(actual, ours[n][h][1], ours[n][h][2]) for n in ours}
-            for h in HORIZONS},
-    }
-    targets = {}
-    for h in map(str, HORIZONS):
-        singles = {n: v for n, v in result["smape"][h].items() if n != "ensemble"}
-        best = min(singles, key=singles.get)
-        targets[h] = {"best_single": best, "best_single_smape": singles[best],
-                      "ensemble_smape": result["smape"][h]["ensemble"],
-                      "ratio_ensemble_over_best": result["smape"][h]["ensemble"] / singles[best],
-                      "ensemble_le_best_single": result["smape"][h]["ensemble"] <= singles[best],
-                      "coverage_in_0.75_0.85": 0.75 <= result["coverage_80"][h] <= 0.85}
-    result.update({
-        "targets": targets,
-        "params": {"ours": fitted, "statsmodels": sm_info, "ensemble_power": ENSEMBLE_POWER,
-                   "interval_window": INTERVAL_WINDOW},
-        "timing": {"our_fit_s": fit_s, "our_online_pass_s": run_s,
-                   "our_update_us": us},
-        "checks": checks,
-        "trace": {"path": str(path), "samples": len(y), "train": start, "test": test,
-                  "period": args.period},
-    })
-
-    print(f"\n{'model':26s}" + "".join(f"  sMAPE h={h:<3d} MAE h={h:<3d}" for h in HORIZONS)
-          + "  cov80 h=1  cov80 h=5")
-    for n in names:
-        row = "".join(f"  {result['smape'][str(h)][n]:9.2f}% {result['mae'][str(h)][n]:8.2f}"
-                      for h in HORIZONS)
-        cov = "".join(f"  {result['coverage_80_by_model'][str(h)][n]:9.3f}" if n in ours
-                      else f"  {'-':>9s}" for h in HORIZONS)
-        print(f"{n:26s}{row}{cov}")
-    for h, t in targets.items():
-        print(f"h={h}: ensemble/best single ({t['best_single']}) sMAPE ratio "
-              f"{t['ratio_ensemble_over_best']:.4f} -> "
-              f"{'MET' if t['ensemble_le_best_single'] else 'MISSED'}; coverage_80 "
-              f"{result['coverage_80'][h]:.3f} -> "
-              f"{'MET' if t['coverage_in_0.75_0.85'] else 'MISSED'}")
-    ens_us, sm_us = us["ensemble"], sm_info["statsmodels_holt_winters"]["filter_us_per_obs"]
-    print(f"update cost: our ensemble (6 members + intervals) {ens_us:.1f} us/obs, our holt_winters "
-          f"{us['holt_winters']:.1f} us/obs; statsmodels HW fixed-parameter filter "
-          f"{sm_us:.1f} us/obs (batch; it has no incremental update)")
+    result, ok = {}, True
+    run_trace = args.trace is not None or not args.suite
+    if run_trace:
+        path = args.trace or traces_dir() / NASA_TRACE
+        if not path.is_file():
+            sys.exit(f"trace {path} not found: pass --trace PATH")
+        y = load_request_trace(path)
+        test = int(round(args.test_days * 1440))
+        train = min(len(y) - test, int(round(args.train_days * 1440)))
+        need = 3 * period if isinstance(period, int) else 3 * H
+        if test < 1 or train < max(need, 2 * H):
+            sys.exit(f"trace has {len(y)} samples: need test ({test}) + at least "
+                     f"{max(need, 2 * H)} samples of training")
+        res = evaluate(y[len(y) - test - train:], test, period, f"trace {path}")
+        res["trace"]["path"] = str(path)
+        print_table(res)
+        result["trace"] = res
+        ok &= res["met"]
+    if args.suite or args.trace is None:
+        print("\nsynthetic suite (echo_ray.autoscaling.synthetic, seed "
+              f"{args.seed}): every family, season detected, same protocol", flush=True)
+        suite = run_suite(args.seed, quiet=False)
+        print_suite(suite)
+        result["suite"] = suite
+        ok &= all(r["met"] for r in suite.values())
+    print(f"\nall targets: {'met' if ok else 'NOT MET'}")
+    result["all_targets_met"] = ok
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2, default=float))
         print(f"wrote {args.json}")
     return 0
 

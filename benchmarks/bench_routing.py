@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from echo_ray.ops.localcluster import free_port
 from echo_ray.routing import STRATEGIES
 from echo_ray.routing.sim import SCENARIOS, SIM_STATS_PERIOD, run_all
 
@@ -61,12 +61,6 @@ def bench_sim(n_requests: int, warmup: int, seed: int) -> dict:
 
 
 # -------------------------------------------------------------------------------- serve
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _deployment(base_ms: float, slow_factor: float, max_ongoing: int):
     from ray import serve
     from starlette.requests import Request
@@ -142,10 +136,11 @@ def bench_serve(strategies: list[str], duration_s: float, warmup_s: float, clien
     import ray
     from ray import serve
 
+    from echo_ray.connection import connect
     from echo_ray.routing.router import request_router_config
 
-    ray.init(include_dashboard=False, log_to_driver=False, namespace="echo_ray_bench")
-    port = _free_port()
+    connect(include_dashboard=False, namespace="echo_ray_bench")
+    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     deployment = _deployment(base_ms, slow_factor, max_ongoing)
     out: dict[str, dict] = {}

@@ -4,8 +4,10 @@
 
 Starts a local Ray cluster, deploys our app and a no-op deployment behind the same Serve HTTP
 proxy, and drives each with the same closed-loop async client (every client sends its next
-request when the previous one answers) at concurrency 8 and 32. Paths: `noop`; memory retrieve
-served from the result cache (`hit`); the same retrieve computed by the worker on the DTESN
+request when the previous one answers) at concurrency 8 and 32. Paths: `noop` (a GET: Serve
+never fetches a body for it); `noop_post` (diagnostic: a bare deployment that reads the same
+JSON body as the hit, which in Ray Serve is an actor call from the replica back to the proxy);
+memory retrieve served from the result cache (`hit`); the same retrieve computed by the worker on the DTESN
 actors (`miss`, `options.cache=false`). Headline figures at concurrency 32.
 """
 
@@ -23,6 +25,21 @@ import httpx
 import numpy as np
 
 
+def ray_cpu_s() -> float:
+    """CPU seconds used so far by this driver's Ray processes (proxy, replicas, raylet, GCS):
+    per request, a cost that the machine's other jobs disturb less than throughput."""
+    import psutil
+
+    total = 0.0
+    for p in psutil.Process().children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
 async def closed_loop(url: str, body: dict | None, concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors = 0
@@ -38,12 +55,13 @@ async def closed_loop(url: str, body: dict | None, concurrency: int, seconds: fl
                     latencies.append(time.perf_counter() - t)
                 else:
                     errors += 1
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), ray_cpu_s()
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, ray_cpu_s() - cpu0
     lat = np.array(latencies) * 1000
     return {"rps": len(latencies) / wall, "p50": float(np.percentile(lat, 50)),
-            "p99": float(np.percentile(lat, 99)), "requests": len(latencies), "errors": errors}
+            "p99": float(np.percentile(lat, 99)), "requests": len(latencies), "errors": errors,
+            "server_cpu_ms_per_request": 1000 * cpu / max(len(latencies), 1)}
 
 
 def main(argv=None) -> int:
@@ -56,11 +74,13 @@ def main(argv=None) -> int:
     from ray import serve
 
     from echo_ray.app import build_app
-    from echo_ray.service.settings import ServiceSettings
+    from echo_ray.connection import connect
+    from echo_ray.ops.localcluster import free_port
+    from echo_ray.settings import Settings
 
     data = tempfile.mkdtemp(prefix="echo-ray-bench-")
-    ray.init(include_dashboard=False, log_to_driver=False)
-    port = 8123
+    connect(include_dashboard=False)
+    port = free_port()  # not a fixed one: other runs may share the machine
     serve.start(http_options={"host": "127.0.0.1", "port": port})
 
     @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
@@ -68,8 +88,15 @@ def main(argv=None) -> int:
         async def __call__(self, request):
             return {"ok": True}
 
+    @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+    class NoopPost:  # diagnostic: a bare deployment that reads a JSON body like the API does
+        async def __call__(self, request):
+            await request.json()
+            return {"ok": True}
+
     serve.run(Noop.bind(), name="noop", route_prefix="/noop")
-    settings = ServiceSettings(session_dir=__import__("pathlib").Path(data) / "sessions")
+    serve.run(NoopPost.bind(), name="noop-post", route_prefix="/noop-post")
+    settings = Settings.from_env(paths={"data_dir": data})
     serve.run(build_app(settings), name="echo", route_prefix="/")
     base = f"http://127.0.0.1:{port}"
     sid = httpx.post(f"{base}/v1/sessions").json()["session_id"]
@@ -86,12 +113,14 @@ def main(argv=None) -> int:
     for c in (8, 32):
         row = {
             "noop": asyncio.run(closed_loop(f"{base}/noop", None, c, args.seconds)),
+            "noop_post": asyncio.run(closed_loop(f"{base}/noop-post", retrieve, c, args.seconds)),
             "hit": asyncio.run(closed_loop(f"{base}/v1/memory", retrieve, c, args.seconds)),
             "miss": asyncio.run(closed_loop(f"{base}/v1/memory", miss, c, args.seconds)),
         }
         results["concurrency"][str(c)] = row
         print(f"concurrency {c}: " + "  ".join(
             f"{k} {v['rps']:.0f} rps p50 {v['p50']:.1f} ms p99 {v['p99']:.1f} ms"
+            f" cpu {v['server_cpu_ms_per_request']:.2f} ms/req"
             for k, v in row.items()))
     head = results["concurrency"]["32"]
     results.update({
@@ -99,11 +128,15 @@ def main(argv=None) -> int:
         "memory_retrieve_hit_rps": head["hit"]["rps"],
         "memory_retrieve_miss_rps": head["miss"]["rps"],
         "ratio_hit_vs_noop": head["hit"]["rps"] / head["noop"]["rps"],
+        "ratio_noop_post_vs_noop": head["noop_post"]["rps"] / head["noop"]["rps"],
+        "ratio_hit_vs_noop_post": head["hit"]["rps"] / head["noop_post"]["rps"],
         "latency_ms": {k: {"p50": head[k]["p50"], "p99": head[k]["p99"]}
-                       for k in ("noop", "hit", "miss")},
+                       for k in ("noop", "noop_post", "hit", "miss")},
         "machine": {"cpus": os.cpu_count()},
     })
-    print(f"cache-hit path / no-op throughput at concurrency 32: {results['ratio_hit_vs_noop']:.2f}")
+    results["load_average"] = os.getloadavg()
+    print(f"cache-hit path / no-op throughput at concurrency 32: {results['ratio_hit_vs_noop']:.2f}"
+          f" (bare POST no-op / no-op {results['ratio_noop_post_vs_noop']:.2f}, load {os.getloadavg()})")
     serve.shutdown()
     ray.shutdown()
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -27,7 +27,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,17 +37,15 @@ import httpx
 import numpy as np
 import psutil
 
+from echo_ray.ops.deploy import wait_http_ready
+from echo_ray.ops.localcluster import free_port
+from echo_ray.waiting import wait_until
+
 SAMPLE_EVERY_S = 10.0
 POOL = 32  # sessions; at most one request per session at a time
 ROTATE_AFTER = 20  # stores per session before it is deleted and replaced
 MIX = [("store", 0.40), ("retrieve", 0.30), ("reasoning", 0.15), ("evolve", 0.10),
        ("stats", 0.05)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- the workload ----------------------------------------------------------------------------
@@ -231,15 +228,17 @@ def start_redis(folder: str) -> tuple[subprocess.Popen, str]:
     url = f"redis://127.0.0.1:{port}/0"
     import redis
 
-    deadline = time.monotonic() + 20
-    while True:
+    def answers() -> bool:
         try:
-            redis.Redis.from_url(url, socket_timeout=0.5).ping()
-            return proc, url
+            return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
         except redis.RedisError:
-            if time.monotonic() > deadline:
-                raise SystemExit("redis-server did not start") from None
-            time.sleep(0.1)
+            return False
+
+    try:
+        wait_until(answers, 20, "redis-server answering", interval_s=0.1)
+    except TimeoutError as exc:
+        raise SystemExit(str(exc)) from None
+    return proc, url
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -261,16 +260,16 @@ def main(argv=None) -> int:
     from ray import serve
 
     from echo_ray.app import build_app
-    from echo_ray.service.settings import ServiceSettings
+    from echo_ray.connection import connect
+    from echo_ray.settings import Settings
 
     folder = tempfile.mkdtemp(prefix="echo-ray-soak-")
     redis_proc, redis_url = (None, None) if args.no_redis else start_redis(folder)
-    ray.init(address="local", include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}})
+    connect(include_dashboard=False, runtime_env={"env_vars": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}})
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    settings = ServiceSettings(session_dir=Path(folder) / "sessions", redis_url=redis_url,
-                               min_instances=2, max_instances=2)
+    settings = Settings.from_env(paths={"data_dir": folder}, sessions={"redis_url": redis_url},
+                                 scaling={"min_instances": 2, "max_instances": 2})
     serve.run(build_app(settings), name="soak", route_prefix="/")
     base = f"http://127.0.0.1:{port}"
     out: dict = {"minutes": args.minutes, "load": args.load,
@@ -299,11 +298,7 @@ def main(argv=None) -> int:
 async def run(base: str, args) -> dict:
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-        deadline = time.monotonic() + 180
-        while (await client.get("/readyz")).status_code != 200:
-            if time.monotonic() > deadline:
-                raise SystemExit("the app did not become ready in 180 s")
-            await asyncio.sleep(0.5)
+        wait_http_ready(f"{base}/readyz", 180)  # blocks the loop: nothing else runs yet
         work = Workload(client)
         await work.setup()
         await closed_loop(work, 8, min(10.0, args.capacity_s))  # engines created, caches warm
@@ -353,14 +348,19 @@ def wait_for_no_app_actors(timeout_s: float) -> list[str]:
     """Actors still alive after the app was deleted, other than Serve's own and the detached
     scaling optimizer (shared by every app, by design)."""
     keep = ("ServeController", "ProxyActor", "ScalingOptimizerActor")
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left = [f"{a['ActorClassName']} {a['Name']}" for a in actor_table()
-                if a["State"] in ("ALIVE", "RESTARTING", "PENDING_CREATION")
-                and a["ActorClassName"] not in keep]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.5)
+    left: list[str] = []
+
+    def none_left() -> bool:
+        left[:] = [f"{a['ActorClassName']} {a['Name']}" for a in actor_table()
+                   if a["State"] in ("ALIVE", "RESTARTING", "PENDING_CREATION")
+                   and a["ActorClassName"] not in keep]
+        return not left
+
+    try:
+        wait_until(none_left, timeout_s, "no app actors left", interval_s=0.5)
+    except TimeoutError:
+        pass  # reported by the caller: the actors still alive are the finding
+    return left
 
 
 def report(out: dict) -> None:

@@ -9,14 +9,6 @@ app = typer.Typer(help="echo-ray: Deep Tree Echo State Networks served at scale 
 
 
 @app.command()
-def serve() -> None:
-    """Deploy the cognitive API on the Ray cluster at RAY_ADDRESS (or a new local one)."""
-    from echo_ray.launch import main
-
-    main()
-
-
-@app.command()
 def demo() -> None:
     """Train a DTESN on Mackey-Glass on Ray actors and print the NRMSE."""
     from echo_ray.demo import main
@@ -25,11 +17,52 @@ def demo() -> None:
 
 
 @app.command()
-def status(address: str = typer.Option(None, help="Ray address (default RAY_ADDRESS or auto)")) -> None:
+def status(address: str = typer.Option(None, help="Ray address (default RAY_ADDRESS, else "
+                                                    "the latest `ray start` here)")) -> None:
     """Applications, deployments, replicas with their routing stats, and each routing strategy."""
     from echo_ray.status import main
 
-    main(address)
+    try:
+        main(address)
+    except ConnectionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def config(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+           markdown: bool = typer.Option(False, "--markdown",
+                                         help="Print the configuration reference.")) -> None:
+    """The effective settings (environment and defaults), secrets masked."""
+    import json
+
+    from echo_ray.settings import get_settings
+    from echo_ray.settings import markdown as reference
+
+    if markdown:
+        typer.echo(reference())
+        return
+    try:
+        settings = get_settings()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    shown = settings.effective()
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="echo-ray settings")
+    for col in ("section", "setting", "variable", "value"):
+        table.add_column(col)
+    for section, values in shown.items():
+        variables = type(getattr(settings, section)).variables()
+        for name, value in values.items():
+            table.add_row(section, name, variables.get(name, ""),
+                          "-" if value is None else str(value))
+    Console().print(table)
 
 
 from echo_ray.autoscaling.cli import scaling_app  # noqa: E402

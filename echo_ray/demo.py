@@ -1,21 +1,20 @@
-"""`make run` until the Serve app lands: train a DTESN on Mackey-Glass on a local Ray cluster
-(membranes in actors) and print the 1-step-ahead NRMSE."""
+"""`echo-ray demo`: train a DTESN on Mackey-Glass on Ray (membranes in actors) and print the
+1-step-ahead NRMSE. Runs on RAY_ADDRESS when set, else on a private local cluster."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 import numpy as np
 import ray
 
+from echo_ray.connection import connect
 from echo_ray.dtesn import RidgeReadout, TreeSpec, mackey_glass, nrmse, scale_to_unit
 from echo_ray.dtesn.actors import DTESNSystem
 
 
 def main() -> None:
-    ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False,
-             dashboard_host="127.0.0.1", log_to_driver=False)
+    connect(include_dashboard=False, dashboard_host="127.0.0.1")
     series = scale_to_unit(mackey_glass(4000))
     U, Y = series[:-1, None], series[1:, None]
     spec = TreeSpec.from_depth(3, units=[300, 150, 100, 100], coupling=0.5,

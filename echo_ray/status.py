@@ -3,8 +3,6 @@ routing strategy each deployment uses (from Serve's own instance details)."""
 
 from __future__ import annotations
 
-import os
-
 import ray
 from ray import serve
 
@@ -45,8 +43,9 @@ def main(address: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    ray.init(address=address or os.environ.get("RAY_ADDRESS") or "auto", log_to_driver=False,
-             namespace="serve")
+    from echo_ray.connection import connect
+
+    connect(address, existing=True, namespace="serve")
     rows = collect()
     table = Table(title="echo-ray on Ray Serve")
     for col in ("app", "deployment", "status", "strategy", "replica", "state", "in flight",

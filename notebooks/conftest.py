@@ -2,7 +2,7 @@
 
 nbmake's notebook items take no fixtures, so this conftest does what a fixture would:
 before the first notebook that talks to a cluster it starts `ray start --head` on free ports
-with the app deployed (echo_ray/ops/testing.py, shared with tests/ops when they run in the
+with the app deployed (tests/support/live_app.py, shared with tests/ops when they run in the
 same session), points the notebook kernel at it through ECHO_RAY_ADDRESS / ECHO_RAY_URL, and
 stops it when the session ends. Every notebook runs with SMOKE=1 (small sizes). Notebooks that read the shared traces are
 skipped, with the reason printed, when the traces folder is missing.
@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from echo_ray.autoscaling.trace import traces_dir
-from echo_ray.ops.testing import shared_live_app, stop_shared
+from tests.support.live_app import shared_live_app, stop_shared
 
 NEEDS_CLUSTER = {"01_quickstart.ipynb"}
 NEEDS_TRACES = {"02_autoscaling.ipynb", "03_cache.ipynb"}
@@ -26,6 +26,13 @@ _saved: dict[str, str | None] = {}
 
 def _is_notebook(item) -> bool:
     return getattr(item, "nbmake", False)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A notebook that talks to a cluster starts one: marked like the ops tests."""
+    for item in items:
+        if _is_notebook(item) and os.path.basename(item.filename) in NEEDS_CLUSTER:
+            item.add_marker(pytest.mark.cluster)
 
 
 def pytest_runtest_setup(item):

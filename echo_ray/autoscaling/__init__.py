@@ -24,6 +24,7 @@ from .models import (
     LinearTrend,
     MovingAverage,
     Naive,
+    SeasonalNaive,
     SimpleExponentialSmoothing,
 )
 from .optimizer import Decision, Sample, ScalingOptimizer
@@ -41,6 +42,7 @@ __all__ = [
     "MovingAverage",
     "Naive",
     "Sample",
+    "SeasonalNaive",
     "ScalingConfig",
     "ScalingOptimizer",
     "SimpleExponentialSmoothing",

@@ -8,14 +8,13 @@ plus any `record_autoscaling_stats` custom metrics) - so deployments need no ext
 there is exactly one writer per deployment.
 
 Resources are named by strings; Serve deployments use `deployment_key(app, deployment)`.
-The actor is detached and named (`DEFAULT_NAME` in `DEFAULT_NAMESPACE`, or
-`ECHO_RAY_SCALING_NAMESPACE`), so the policy in the Serve controller (namespace "serve"), the
+The actor is detached and named (`DEFAULT_NAME` in the namespace `ECHO_RAY_SCALING_NAMESPACE`,
+default "echo_ray": `default_namespace()`), so the policy in the Serve controller (namespace "serve"), the
 manager and the CLI (any namespace) all find the same one.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 
@@ -25,13 +24,20 @@ from .config import ScalingConfig
 from .events import events_frame, flatten_decision, is_event
 from .forecast import Forecast
 from .gauges import ScalingGauges
+from .nodes import NodeRequests, ahead_bundles
 from .optimizer import Sample, ScalingOptimizer
 from .usage import UsageMeter
 
 DEFAULT_NAME = "echo_ray:scaling_optimizer"
-DEFAULT_NAMESPACE = os.environ.get("ECHO_RAY_SCALING_NAMESPACE", "echo_ray")
 # Fields whose change needs a new forecaster (the others are read at decision time).
 _FORECASTER_FIELDS = ("forecast_max_horizon", "seasonal_period")
+
+
+def default_namespace() -> str:
+    """The optimizer actor's namespace (settings: `ECHO_RAY_SCALING_NAMESPACE`)."""
+    from echo_ray.settings import get_settings
+
+    return get_settings().cluster.namespace
 
 
 def deployment_key(app_name: str | None, deployment_name: str) -> str:
@@ -55,7 +61,8 @@ def override_forecast(rate: float, horizon: int, spread: float = 0.0,
 class ScalingOptimizerState:
     """The actor's logic as a plain class (usable in-process by the manager and in tests)."""
 
-    def __init__(self, history: int = 20_000, export_metrics: bool = True) -> None:
+    def __init__(self, history: int = 20_000, export_metrics: bool = True,
+                 node_requests: NodeRequests | None = None) -> None:
         if not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive integer, got {history!r}")
         self.optimizers: dict[str, ScalingOptimizer] = {}
@@ -68,6 +75,9 @@ class ScalingOptimizerState:
         self.changes: deque[dict] = deque(maxlen=history)
         self.meters: dict[str, UsageMeter] = {}
         self.gauges = ScalingGauges() if export_metrics else None
+        # nodes ahead of demand: the union of every resource's bundles, sent to Ray's
+        # autoscaler (request_resources) when it changes
+        self.node_requests = node_requests or NodeRequests()
 
     # ---- configuration --------------------------------------------------------------------
     def configure(self, resource: str, config: dict | None = None) -> dict:
@@ -125,12 +135,19 @@ class ScalingOptimizerState:
         decision = opt.step(Sample(**values)).to_dict()
         decision["resource"] = resource
         decision["decided_at"] = time.time()
+        cfg = opt.config
+        sent = False
+        if cfg.node_startup_s > 0 and cfg.replica_resources:
+            sent = self.node_requests.update(resource, ahead_bundles(
+                decision["ahead_replicas"], decision["current_replicas"], cfg.replica_resources))
+        elif resource in self.node_requests.by_resource:  # switched off: release its share
+            sent = self.node_requests.update(resource, [])
+        decision["node_request"] = len(self.node_requests.by_resource.get(resource, []))
         self.latest[resource] = decision
         row = flatten_decision(resource, decision, applied)
         self.rows.append(row)
-        if is_event(row):
+        if is_event(row) or sent:  # a change of target, a blocked one, or of the node request
             self.changes.append(row)
-        cfg = opt.config
         meter = self.meters.get(resource)
         if meter is None:
             meter = self.meters[resource] = UsageMeter(resource, cfg.resource_type,
@@ -184,12 +201,18 @@ class ScalingOptimizerActor(ScalingOptimizerState):
     def ping(self) -> bool:
         return True
 
+    def node_request(self) -> list[dict]:
+        """The bundles standing with Ray's autoscaler (nodes ahead of demand)."""
+        return self.node_requests.bundles()
+
 
 def get_or_create_optimizer(name: str = DEFAULT_NAME, namespace: str | None = None,
                             detached: bool = True, **actor_kwargs):
-    """The named optimizer actor, created if it does not exist yet (race-free)."""
-    options = {"name": name, "namespace": namespace or DEFAULT_NAMESPACE,
-               "get_if_exists": True}
+    """The named optimizer actor, created if it does not exist yet (race-free). On the head
+    node, whoever creates it first (the Serve controller's policy, a replica's scaling loop):
+    a detached 0-CPU actor on a worker node would keep that node from ever idling."""
+    options = {"name": name, "namespace": namespace or default_namespace(),
+               "get_if_exists": True, "resources": {"node:__internal_head__": 0.001}}
     if detached:
         options["lifetime"] = "detached"
     return ScalingOptimizerActor.options(**options).remote(**actor_kwargs)
@@ -198,6 +221,6 @@ def get_or_create_optimizer(name: str = DEFAULT_NAME, namespace: str | None = No
 def get_optimizer(name: str = DEFAULT_NAME, namespace: str | None = None):
     """The named optimizer actor, or None if there is none."""
     try:
-        return ray.get_actor(name, namespace=namespace or DEFAULT_NAMESPACE)
+        return ray.get_actor(name, namespace=namespace or default_namespace())
     except ValueError:
         return None

@@ -6,7 +6,6 @@ RAY_ADDRESS (default "auto"); inside a process where Ray is already up it uses t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -34,9 +33,13 @@ COST_VIEW = ["resource", "resource_type", "replica_hours", "mean_replicas", "cos
 def _actor(name: str, namespace: str | None):
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS", "auto"), log_to_driver=False,
-                 logging_level="ERROR")
+    from echo_ray.connection import connect
+
+    try:
+        connect(existing=True, logging_level="ERROR")
+    except ConnectionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     actor = get_optimizer(name, namespace)
     if actor is None:
         typer.echo(f"no scaling optimizer actor {name!r} in namespace "

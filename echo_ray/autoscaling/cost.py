@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._checks import in_range, integer, positive
+from echo_ray.checks import in_range, integer, positive
 
 VERDICTS = ("recommended", "neutral", "not-recommended")
 
@@ -30,16 +30,27 @@ def erlang_b(c: int, a: float) -> float:
     return b
 
 
-def erlang_c(c: int, a: float) -> float:
-    """Probability an arrival has to wait in M/M/c with offered load a = lambda/mu (1 if a >= c)."""
-    c = integer("c", c, minimum=0)
-    a = positive("a", a, strict=False)
-    if c == 0 or a >= c:
-        return 1.0
-    if a == 0:
-        return 0.0
-    b = erlang_b(c, a)
-    return c * b / (c - a * (1.0 - b))
+def erlang_c(c, a):
+    """Probability an arrival has to wait in M/M/c with offered load a = lambda/mu: 0 if a == 0
+    (no traffic), else 1 if a >= c. Scalars give a float (checked); arrays broadcast
+    elementwise (the fluid simulator's response laws), each stopping the Erlang B recursion
+    at its own c."""
+    if np.ndim(c) == 0 and np.ndim(a) == 0:
+        c = integer("c", c, minimum=0)
+        a = positive("a", a, strict=False)
+        if a == 0:
+            return 0.0
+        if a >= c:
+            return 1.0
+        b = erlang_b(c, a)
+        return c * b / (c - a * (1.0 - b))
+    cs, av = np.broadcast_arrays(np.asarray(c, dtype=np.int64), np.asarray(a, dtype=float))
+    bv = np.ones(av.shape)
+    for k in range(1, (int(cs.max()) if cs.size else 0) + 1):
+        bv = np.where(cs >= k, av * bv / (k + av * bv), bv)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wait = cs * bv / (cs - av * (1.0 - bv))
+    return np.where(av <= 0, 0.0, np.where((av < cs) & (cs > 0), wait, 1.0))
 
 
 def _check_queue(lam, mu, c) -> tuple[float, float, int]:

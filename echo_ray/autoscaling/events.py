@@ -14,7 +14,7 @@ import pandas as pd
 EVENT_COLUMNS = (
     "resource", "resource_type", "t", "action", "current_replicas", "previous_target",
     "desired_replicas", "applied_replicas", "triggers", "blocked_by", "reactive_need",
-    "predictive_need", "capacity_rps", "capacity_source", "lead_time_s", "forecast_source",
+    "predictive_need", "ahead_replicas", "node_request", "capacity_rps", "capacity_source", "lead_time_s", "forecast_source",
     "forecast_point", "forecast_lower", "forecast_upper", "request_rate", "utilisation",
     "ongoing_requests", "p95_latency_ms", "error_rate", "queue_length", "replica_seconds",
     "cost", "benefit", "roi", "verdict",
@@ -44,6 +44,8 @@ def flatten_decision(resource: str, decision: Mapping, applied: int | None = Non
         "blocked_by": decision.get("blocked_by"),
         "reactive_need": decision.get("reactive_need"),
         "predictive_need": decision.get("predictive_need"),
+        "ahead_replicas": decision.get("ahead_replicas"),
+        "node_request": decision.get("node_request"),
         "capacity_rps": decision.get("capacity_rps"),
         "capacity_source": decision.get("capacity_source"),
         "lead_time_s": decision.get("lead_time_s"),

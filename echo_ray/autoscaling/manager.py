@@ -23,6 +23,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import ray
@@ -49,7 +50,7 @@ RESOURCE_TYPES = ("serve_replica", "agent", "dtesn_membrane")
 class _Managed:
     kind: str  # "deployment" | "pool" | "dtesn"
     resource_type: str
-    target: object = None  # the AgentPool or DTESNSystem
+    target: Any = None  # the AgentPool or DTESNSystem
     max_size: int | None = None  # a hard limit of the resource itself
 
 

@@ -34,3 +34,17 @@ def coverage(actual, lower, upper) -> float:
     a, lo = _pair(actual, lower)
     _, hi = _pair(actual, upper)
     return float(((a >= lo) & (a <= hi)).mean())
+
+
+def mase(actual, predicted, insample, period: int | None = None) -> float:
+    """Mean absolute scaled error: MAE over the in-sample MAE of the seasonal-naive forecast
+    y[t - period] (naive y[t - 1] when `period` is None). Below 1 beats that yardstick; zeros
+    in the data distort it no more than they distort MAE (Hyndman & Koehler 2006)."""
+    m = 1 if period is None else int(period)
+    x = np.asarray(insample, dtype=float)
+    if x.ndim != 1 or x.size <= m or not np.isfinite(x).all() or m < 1:
+        raise ValueError(f"insample must be a finite 1-D series longer than period={m}")
+    scale = float(np.abs(x[m:] - x[:-m]).mean())
+    if scale <= 0:
+        raise ValueError("insample is constant at the seasonal lag: MASE is undefined")
+    return mae(actual, predicted) / scale

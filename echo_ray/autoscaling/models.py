@@ -8,8 +8,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import in_range, integer
+from echo_ray.checks import in_range, integer, real
+
 from .forecast import Forecaster, damped_sum
+
+
+def retune(model: Forecaster, **params) -> None:
+    """Set new smoothing parameters on a running SES / Holt / Holt-Winters model, keeping its
+    state (level, trend, seasons): what a periodic refit does between two updates."""
+    checks = {"alpha": (0.0, True), "beta": (0.0, False), "gamma": (0.0, False),
+              "phi": (0.0, True)}
+    for name, value in params.items():
+        if name not in checks or not hasattr(model, name):
+            raise ValueError(f"{model.name} has no smoothing parameter {name!r}")
+        setattr(model, name, in_range(name, value, 0.0, 1.0, lo_open=checks[name][1]))
+    if hasattr(model, "_phi_cum"):
+        model._phi_cum = np.array([damped_sum(model.phi, h) for h in model._hs])
 
 
 class Naive(Forecaster):
@@ -29,6 +43,44 @@ class Naive(Forecaster):
 
     def _points(self) -> np.ndarray:
         return np.full(self.max_horizon, self._last)
+
+
+class SeasonalNaive(Forecaster):
+    """Same time last season: y[t + h - period] (the last observation until a season is seen).
+
+    The scale for MASE and the benchmark a seasonal model has to beat; on traces whose season
+    repeats exactly (timer-triggered bursts) it is hard to beat at any horizon up to `period`.
+    """
+
+    name = "seasonal_naive"
+
+    def __init__(self, period: int, **base) -> None:
+        super().__init__(**base)
+        self.period = integer("period", period, minimum=2)
+        if self.period < self.max_horizon:
+            raise ValueError(f"period must be >= max_horizon={self.max_horizon}, got {period}")
+        self._buf = np.zeros(self.period)  # _buf[t % period] = y[t]
+        self._t = -1
+
+    def params(self) -> dict:
+        return {"period": self.period}
+
+    @property
+    def warmed_up(self) -> bool:
+        return self._t + 1 >= self.period
+
+    def _observe(self, y: float) -> None:
+        self._t += 1
+        self._buf[self._t % self.period] = y
+
+    def _point(self, h: int) -> float:
+        return float(self._points()[h - 1])
+
+    def _points(self) -> np.ndarray:
+        t, m = self._t, self.period
+        if t + 1 < m:  # no full season yet
+            return np.full(self.max_horizon, self._buf[t % m])
+        return self._buf[(t + self._hs) % m]
 
 
 class MovingAverage(Forecaster):
@@ -176,33 +228,53 @@ class Holt(Forecaster):
 class HoltWinters(Forecaster):
     """Additive Holt-Winters with damped trend and a fixed season length `period`.
 
-    Until one full period has been seen the model runs as damped Holt; it then initialises the
-    seasonal indices from that first period (deviations from its mean) and carries on online.
+    For the first `init_cycles` periods the model runs as damped Holt; it then initialises the
+    seasonal indices as each phase's mean deviation from its cycle's mean over those cycles
+    (one cycle alone gives indices as noisy as single observations; statsmodels' heuristic
+    averages up to five), the level and trend from the cycle means, and carries on online.
+    `initial_state` (level, trend, season before the first observation, e.g. from
+    `fitting.heuristic_initial_state` on training data) skips that warm-up, as statsmodels'
+    fitted initial states do.
     """
 
     name = "holt_winters"
 
     def __init__(self, period: int, alpha: float = 0.2, beta: float = 0.01,
-                 gamma: float = 0.1, phi: float = 0.9, **base) -> None:
+                 gamma: float = 0.1, phi: float = 0.9, init_cycles: int = 3,
+                 initial_state: tuple | None = None, **base) -> None:
         super().__init__(**base)
         self.period = integer("period", period, minimum=2)
         self.alpha = in_range("alpha", alpha, 0.0, 1.0, lo_open=True)
         self.beta = in_range("beta", beta, 0.0, 1.0)
         self.gamma = in_range("gamma", gamma, 0.0, 1.0)
         self.phi = in_range("phi", phi, 0.0, 1.0, lo_open=True)
+        self.init_cycles = integer("init_cycles", init_cycles, minimum=1)
         self._season = np.zeros(self.period)
-        self._first: list[float] | None = []  # first period, until seasonal init
+        self._first: list[float] | None = []  # the first cycles, until seasonal init
         self._level = None
         self._trend = 0.0
         self._t = -1  # index of the last observation
         self._phi_cum = np.array([damped_sum(self.phi, h) for h in self._hs])
+        self.known_start = initial_state is not None
+        if initial_state is not None:
+            level, trend, season = initial_state
+            season = np.asarray(season, dtype=float)
+            if season.shape != (self.period,) or not np.isfinite(season).all():
+                raise ValueError(f"initial_state season must hold {self.period} finite values")
+            self._level, self._trend = real("level", level), real("trend", trend)
+            self._season[:], self._first = season, None
 
     def params(self) -> dict:
         return {"period": self.period, "alpha": self.alpha, "beta": self.beta,
-                "gamma": self.gamma, "phi": self.phi}
+                "gamma": self.gamma, "phi": self.phi, "init_cycles": self.init_cycles,
+                "known_start": self.known_start}
 
     @property
     def seasonal_ready(self) -> bool:
+        return self._first is None
+
+    @property
+    def warmed_up(self) -> bool:
         return self._first is None
 
     def _observe(self, y: float) -> None:
@@ -223,11 +295,10 @@ class HoltWinters(Forecaster):
             self._level = a * y + (1.0 - a) * (prev + phi * self._trend)
             self._trend = b * (self._level - prev) + (1.0 - b) * phi * self._trend
         self._first.append(y)
-        if len(self._first) == self.period:
-            first = np.asarray(self._first)
-            mean = float(first.mean())
-            self._season[:] = first - mean  # phase i holds observation i (t = i mod period)
-            self._level, self._trend, self._first = mean, 0.0, None
+        if len(self._first) == self.init_cycles * self.period:
+            self._season[:], self._level, self._trend = seasonal_init(
+                self._first, self.period)
+            self._first = None
 
     def _point(self, h: int) -> float:
         return (self._level + damped_sum(self.phi, h) * self._trend
@@ -238,5 +309,19 @@ class HoltWinters(Forecaster):
                 + self._season[(self._t + self._hs) % self.period])
 
 
+def seasonal_init(first, period: int) -> tuple[np.ndarray, float, float]:
+    """(season, level, trend) after whole cycles `first`: phase i of season holds observation
+    i mod period's mean deviation from its cycle mean; the trend is the slope of the cycle
+    means, the level the last cycle's mean carried to its last step."""
+    cycles = np.asarray(first, dtype=float).reshape(-1, period)
+    means = cycles.mean(axis=1)
+    season = (cycles - means[:, None]).mean(axis=0)
+    k = means.size
+    trend = float(means[-1] - means[0]) / ((k - 1) * period) if k > 1 else 0.0
+    level = float(means[-1]) + trend * (period - 1) / 2.0
+    return season, level, trend
+
+
 MODELS = {cls.name: cls for cls in
-          (Naive, MovingAverage, LinearTrend, SimpleExponentialSmoothing, Holt, HoltWinters)}
+          (Naive, SeasonalNaive, MovingAverage, LinearTrend, SimpleExponentialSmoothing, Holt,
+           HoltWinters)}

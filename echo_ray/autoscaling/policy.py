@@ -78,6 +78,8 @@ def sample_from_context(ctx, target_utilisation: float) -> dict:
     sample = {"t": float(ctx.current_time or time.time()), "request_rate": ongoing,
               "utilisation": utilisation, "replicas": replicas, "ongoing_requests": ongoing,
               "queue_length": queued}
+    if ctx.target_num_replicas is not None:
+        sample["target_replicas"] = int(ctx.target_num_replicas)
     custom = ctx.aggregated_metrics or {}
 
     def values(name):
@@ -207,9 +209,13 @@ class ForecastPolicy:
 
     def config_for(self, ctx) -> dict:
         """The ScalingConfig dict pushed to the actor: the policy kwargs, with the bounds
-        taken from the deployment's autoscaling config unless given."""
+        taken from the deployment's autoscaling config unless given, and Serve gating (its
+        delays apply, the optimizer's cooldowns do not). A quiet spell's peak is remembered
+        for Serve's `downscale_delay_s` unless `scale_down_window_s` is given: the size Serve
+        applies after its delay covers the whole dip it waited through."""
         cfg = {"min_instances": int(ctx.config.min_replicas),
-               "max_instances": int(ctx.config.max_replicas), **self.scaling}
+               "max_instances": int(ctx.config.max_replicas), "serve_gated": True,
+               "scale_down_window_s": float(ctx.config.downscale_delay_s), **self.scaling}
         cfg["min_instances"] = min(cfg["min_instances"], cfg["max_instances"])
         return cfg
 
@@ -249,7 +255,8 @@ def forecast_autoscaling_config(policy_kwargs: dict | None = None, **serve_field
     """An `autoscaling_config` dict for `serve.deployment` that uses ForecastPolicy.
 
     `serve_fields` are Serve `AutoscalingConfig` fields (defaults: min 1, max 4 replicas,
-    target_ongoing_requests 2, upscale_delay_s 5, downscale_delay_s 60); Serve keeps applying
+    target_ongoing_requests 2, upscale_delay_s 15, downscale_delay_s 300: the optimizer's own
+    cooldowns are off under Serve, so these are the only delays); Serve keeps applying
     the bounds and delays on top of the policy's answer. `policy_kwargs` go to ForecastPolicy.
     Both are validated here, not inside the controller.
     """
@@ -258,7 +265,7 @@ def forecast_autoscaling_config(policy_kwargs: dict | None = None, **serve_field
     kwargs = dict(policy_kwargs or {})
     ForecastPolicy(**kwargs)
     config = {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 2.0,
-              "upscale_delay_s": 5.0, "downscale_delay_s": 60.0, **serve_fields,
+              "upscale_delay_s": 15.0, "downscale_delay_s": 300.0, **serve_fields,
               "policy": {"policy_function": POLICY_PATH, "policy_kwargs": kwargs}}
     try:
         AutoscalingConfig(**config)

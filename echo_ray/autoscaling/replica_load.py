@@ -14,7 +14,9 @@
             return self.load.stats()
 
 Counts over a sliding window of `window_s` seconds (bounded memory: at most `max_events`
-requests are remembered). Pure Python, no Ray.
+requests are remembered). `track()` also counts the calls in flight, and `occupancy()` is
+their time-mean since the previous `occupancy()` (what a pool or a membrane actor group
+reports as its utilisation, over its slots). Pure Python, no Ray.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ._checks import integer, positive
+from echo_ray.checks import integer, positive
 
 
 class ReplicaLoad:
@@ -38,6 +40,26 @@ class ReplicaLoad:
         self._clock = clock
         self._start = clock()
         self._lock = threading.Lock()
+        self.in_flight = 0
+        self._area = 0.0  # integral of in_flight over time since the last occupancy()
+        self._area_t = self._start  # when in_flight last changed (or occupancy() was read)
+        self._occupancy_t = self._start
+
+    def _step_in_flight(self, delta: int) -> None:
+        now = self._clock()
+        with self._lock:
+            self._area += self.in_flight * (now - self._area_t)
+            self._area_t = now
+            self.in_flight += delta
+
+    def occupancy(self, now: float | None = None) -> float:
+        """Mean calls in flight since the previous call (the current count on the first)."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            area = self._area + self.in_flight * max(0.0, now - self._area_t)
+            span = now - self._occupancy_t
+            self._area, self._area_t, self._occupancy_t = 0.0, now, now
+            return area / span if span > 0 else float(self.in_flight)
 
     def record(self, latency_ms: float, ok: bool = True, now: float | None = None) -> None:
         latency_ms = positive("latency_ms", latency_ms, strict=False)
@@ -49,10 +71,12 @@ class ReplicaLoad:
         """Time the block; an exception escaping it counts as an error (and is re-raised)."""
         start = self._clock()
         ok = False
+        self._step_in_flight(+1)
         try:
             yield
             ok = True
         finally:
+            self._step_in_flight(-1)
             self.record((self._clock() - start) * 1000.0, ok)
 
     def stats(self, now: float | None = None) -> dict[str, float]:

@@ -12,11 +12,10 @@ NASA_TRACE = "nasa_http_1995_per_minute.csv"
 
 
 def traces_dir() -> Path:
-    """`ECHO_RAY_TRACES`, else `<project root>/../shared/traces`."""
-    env = os.environ.get("ECHO_RAY_TRACES")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "traces"
+    """`ECHO_RAY_TRACES`, else the traces shipped in the repository (`data/traces`)."""
+    from echo_ray.settings import get_settings
+
+    return get_settings().paths.traces
 
 
 def load_request_trace(path: str | os.PathLike) -> np.ndarray:

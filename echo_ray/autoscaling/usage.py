@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from ._checks import integer, positive, real
+from echo_ray.checks import integer, positive, real
 
 USAGE_COLUMNS = (
     "resource", "resource_type", "samples", "seconds", "replica_hours", "mean_replicas",
@@ -127,7 +127,7 @@ def cost_frame(reports: Iterable[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(USAGE_COLUMNS))
     if not rows:
         return frame
-    total = {c: None for c in USAGE_COLUMNS}
+    total: dict[str, object] = {c: None for c in USAGE_COLUMNS}
     total.update(resource="TOTAL", resource_type="all",
                  samples=int(frame["samples"].sum()),
                  replica_hours=float(frame["replica_hours"].sum()),

@@ -53,7 +53,8 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(EXT_TUPLE, _pack(list(obj)))
     # strict_types sends subclasses of the builtins here (IntEnum, OrderedDict, ...):
     # they travel as their base type.
-    for base in (bool, int, float, str, bytes, list, dict):
+    bases: tuple[type, ...] = (bool, int, float, str, bytes, list, dict)
+    for base in bases:
         if isinstance(obj, base):
             return base(obj)
     raise TypeError(f"cannot encode value of type {type(obj).__module__}.{type(obj).__qualname__}")
@@ -128,7 +129,7 @@ def _decode_dtype(dtype_str: Any) -> np.dtype:
     return dtype
 
 
-def _unpack(data: bytes) -> Any:
+def _unpack(data: bytes | bytearray | memoryview) -> Any:
     return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False,
                            use_list=True)
 

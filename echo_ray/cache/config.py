@@ -1,30 +1,27 @@
-"""Cache configuration, read from the environment (names in the README's table)."""
+"""Cache configuration: what MultiLevelCache needs. The environment variables that set it are
+read by echo_ray.settings (`Settings.cache_config()`)."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from echo_ray.cache.eviction import POLICIES
 
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """Everything MultiLevelCache needs; `from_env` maps variables onto the fields."""
+    """Everything MultiLevelCache needs (the comments name the variables that set each)."""
 
     max_memory_mb: float = 512.0  # MAX_CACHE_MEMORY_MB: L1 + L2 together
     default_ttl_seconds: float = 300.0  # DEFAULT_TTL_SECONDS; 0 = entries never expire
-    eviction_policy: str = "lru"  # EVICTION_POLICY: lru | lfu | fifo | ttl | tinylfu
+    eviction_policy: str = "lru"  # EVICTION_POLICY: lru | lfu | fifo | ttl | tinylfu | arc
     enable_compression: bool = True  # ENABLE_COMPRESSION: the L2 tier
-    redis_url: str | None = None  # REDIS_URL: unset = no L4
-    cache_dir: str | None = None  # CACHE_DIR (from_env default ~/.cache/echo-ray/cache; off = no L3)
+    # REDIS_URL: unset = no L4. Out of repr: the URL may hold a password.
+    redis_url: str | None = field(default=None, repr=False)
+    cache_dir: str | None = None  # CACHE_DIR (settings default $ECHO_RAY_DATA_DIR/cache); None = no L3
     namespace: str = "default"  # CACHE_NAMESPACE: isolates keys in Redis and on disk
     l1_share: float = 0.5  # CACHE_L1_SHARE: L1's part of the memory when L2 is on
     l2_min_bytes: int = 1024  # CACHE_L2_MIN_BYTES
@@ -73,59 +70,3 @@ class CacheConfig:
     @property
     def l2_bytes(self) -> int:
         return max(1, int(self.max_memory_mb * 2**20) - self.l1_bytes)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> CacheConfig:
-        """Read the variables from `env` (default os.environ); `overrides` win."""
-        env = os.environ if env is None else env
-        values: dict[str, object] = {}
-        for name, field_name, kind in _ENV:
-            raw = env.get(name)
-            if raw is None or raw.strip() == "":
-                continue
-            values[field_name] = _parse(name, raw.strip(), kind)
-        # Embedded default: L3 on disk under ~/.cache/echo-ray/cache; CACHE_DIR=off disables it.
-        if "cache_dir" not in values:
-            values["cache_dir"] = str(Path.home() / ".cache" / "echo-ray" / "cache")
-        elif str(values["cache_dir"]).lower() in ("off", "none", "false", "0"):
-            values["cache_dir"] = None
-        values.update(overrides)
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown CacheConfig fields: {sorted(unknown)}")
-        return cls(**values)  # type: ignore[arg-type]
-
-
-_ENV = [
-    ("MAX_CACHE_MEMORY_MB", "max_memory_mb", float),
-    ("DEFAULT_TTL_SECONDS", "default_ttl_seconds", float),
-    ("EVICTION_POLICY", "eviction_policy", str),
-    ("ENABLE_COMPRESSION", "enable_compression", bool),
-    ("REDIS_URL", "redis_url", str),
-    ("CACHE_DIR", "cache_dir", str),
-    ("CACHE_NAMESPACE", "namespace", str),
-    ("CACHE_L1_SHARE", "l1_share", float),
-    ("CACHE_L2_MIN_BYTES", "l2_min_bytes", int),
-    ("CACHE_L2_MIN_SAVING", "l2_min_saving", float),
-    ("CACHE_COMPRESSION_LEVEL", "compression_level", int),
-    ("CACHE_DISK_LIMIT_MB", "disk_limit_mb", float),
-    ("CACHE_OBJECT_STORE", "object_store", str),
-    ("CACHE_OBJECT_STORE_MIN_BYTES", "object_store_min_bytes", int),
-    ("CACHE_OBJECT_STORE_MAX_MB", "object_store_max_mb", float),
-]
-
-
-def _parse(name: str, raw: str, kind: type) -> object:
-    if kind is bool:
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise ValueError(f"{name} must be true or false, got {raw!r}")
-    if kind is str:
-        return raw.lower() if name in ("EVICTION_POLICY", "CACHE_OBJECT_STORE") else raw
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None

@@ -53,11 +53,15 @@ def check_tags(tags: Iterable[str] | None) -> tuple[str, ...]:
 
 
 class MultiLevelCache:
-    """The cache. Build it from a CacheConfig (default: read from the environment)."""
+    """The cache. Build it from a CacheConfig (default: echo_ray.settings' `cache_config()`)."""
 
     def __init__(self, config: CacheConfig | None = None, *,
                  clock: Callable[[], float] = time.monotonic):
-        self.config = config = config if config is not None else CacheConfig.from_env()
+        if config is None:
+            from echo_ray.settings import get_settings
+
+            config = get_settings().cache_config()
+        self.config = config
         policy, ttl = config.eviction_policy, config.default_ttl
         self.l1 = MemoryTier(config.l1_bytes, policy, ttl, clock=clock)
         self.l2 = (CompressedTier(config.l2_bytes, policy, ttl, min_bytes=config.l2_min_bytes,

@@ -71,10 +71,16 @@ class CacheService:
 
 def cache_service(name: str = DEFAULT_NAME, config: CacheConfig | None = None,
                   detached: bool = False) -> Any:
-    """Handle to the named CacheService, created on first use (config from env)."""
+    """Handle to the named CacheService, created on first use (config from echo_ray.settings)."""
     if config is None:
-        config = CacheConfig.from_env()
-    options: dict[str, Any] = {"name": name, "get_if_exists": True}
+        from echo_ray.settings import get_settings
+
+        config = get_settings().cache_config()
+    # On the head, as the ingress that creates it: a 0-CPU actor left to Ray's default lands
+    # on a worker node and keeps that node from ever idling (the autoscaler never removes it;
+    # seen in tests/multinode/test_multinode_autoscaler.py), and goes with that node's loss.
+    options: dict[str, Any] = {"name": name, "get_if_exists": True,
+                               "resources": {"node:__internal_head__": 0.001}}
     if detached:
         options["lifetime"] = "detached"
     return CacheService.options(**options).remote(config)

@@ -5,7 +5,7 @@ through the DTESN; its embedding is, for every membrane, the mean over time, the
 the mean square and the mean squared change per step of its states (the last two see
 amplitudes and jitter, which the odd mean and final state cannot).
 Each named criterion is a ridge readout from that embedding to the criterion's score, its
-penalty picked by exact leave-one-out error (`ridge.fit_ridge_loo`). Labelled examples
+penalty picked by exact leave-one-out error (`dtesn.readout.fit_ridge_loo`). Labelled examples
 accumulate in the session (each request's examples are added, and the criteria they label are
 refitted on all of them); agents are ranked by every trained criterion and by the weighted mean
 of the criteria's standardised predictions (z-scored with each criterion's label mean and std).
@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from echo_ray.dtesn.membrane_tree import TreeSpec
+from echo_ray.dtesn.readout import fit_ridge_loo, predict
 
 from .encoding import encode_many, pooled
 from .models import (
@@ -31,7 +32,6 @@ from .models import (
     CriterionInfo,
     RankedAgent,
 )
-from .ridge import fit_ridge_loo, predict
 
 KEY = "agent_evaluation"
 MIN_EXAMPLES = 3

@@ -15,7 +15,7 @@ and stores nothing. Session state: the `PSystem.snapshot()` dict.
 from __future__ import annotations
 
 from echo_ray.dtesn.membrane_tree import MembraneTree, TreeSpec
-from echo_ray.dtesn.psystem import Membrane, PSystem, Rule, parse_multiset
+from echo_ray.dtesn.psystem import Membrane, MembraneType, PSystem, Rule, parse_multiset
 
 from .models import (
     MAX_EVOLUTION_WORK,
@@ -42,9 +42,10 @@ def default_system(depth: int = 3, seed: int = 0) -> PSystem:
             objects, rules = {}, ["c -> r"]
         else:
             objects, rules = {}, ["c^2 -> c @out"]
-        return Membrane(f"m{i}", kind, objects, rules, [build(c) for c in tree.children[i]])
+        return Membrane(f"m{i}", MembraneType(kind), parse_multiset(objects),
+                        [Rule.parse(r) for r in rules], [build(c) for c in tree.children[i]])
 
-    return PSystem(Membrane("skin", "skin", {}, [], [build(0)]), seed=seed)
+    return PSystem(Membrane("skin", MembraneType.SKIN, children=[build(0)]), seed=seed)
 
 
 def _membrane(spec: MembraneSpec, where: str) -> Membrane:
@@ -58,7 +59,7 @@ def _membrane(spec: MembraneSpec, where: str) -> Membrane:
     try:
         objects = parse_multiset(spec.objects, f"{where}.objects")
         children = [_membrane(c, f"{where}.children[{k}]") for k, c in enumerate(spec.children)]
-        return Membrane(spec.id, spec.type, objects, rules, children)
+        return Membrane(spec.id, MembraneType(spec.type), objects, rules, children)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 

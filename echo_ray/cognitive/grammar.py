@@ -80,10 +80,11 @@ def _train(req: GrammarRequest, engine) -> tuple[GrammarResult, dict]:
              "threshold": 0.0,
              "trained_strings": len(req.strings)}
     lows = np.array([_step_log_probs(model, x, s).min() for x, s in zip(X, req.strings)])
-    model["threshold"] = float(np.quantile(lows, 1.0 - req.acceptance))
-    return GrammarResult(op="train", alphabet=alphabet, threshold=model["threshold"],
+    threshold = float(np.quantile(lows, 1.0 - req.acceptance))
+    model["threshold"] = threshold
+    return GrammarResult(op="train", alphabet=alphabet, threshold=threshold,
                          trained_strings=len(req.strings),
-                         train_accept_rate=float(np.mean(lows >= model["threshold"]))), model
+                         train_accept_rate=float(np.mean(lows >= threshold))), model
 
 
 def _step_log_probs(model: dict, X: np.ndarray, s: str) -> np.ndarray:

@@ -61,6 +61,7 @@ def handle(req: MemoryRequest, state: dict | None, engines) -> tuple[MemoryResul
 
 
 def _store(req: MemoryRequest, state: dict, engine: Engine) -> tuple[dict, list[str]]:
+    assert req.items is not None  # MemoryRequest requires items for op="store"
     # Validate everything before building the new state.
     vec_dim = None if state["vector"]["vectors"] is None else state["vector"]["vectors"].shape[1]
     for n, item in enumerate(req.items):
@@ -90,7 +91,7 @@ def _store(req: MemoryRequest, state: dict, engine: Engine) -> tuple[dict, list[
                          f"{MAX_MEMORY_ITEMS} per session")
     texts = [(i, it) for i, it in zip(ids, req.items) if it.text is not None]
     vectors = [(i, it) for i, it in zip(ids, req.items) if it.vector is not None]
-    keys = text_keys(engine, [it.text for _, it in texts]) if texts else None
+    keys = text_keys(engine, [it.text for _, it in texts if it.text is not None]) if texts else None
 
     # Build the new state from copies (the old one stays intact if anything above raised).
     text, vec = _without(state["text"], replaced, "keys"), _without(state["vector"], replaced, "vectors")
@@ -98,6 +99,7 @@ def _store(req: MemoryRequest, state: dict, engine: Engine) -> tuple[dict, list[
         text["ids"] += [i for i, _ in texts]
         text["texts"] += [it.text for _, it in texts]
         text["metadata"] += [dict(it.metadata) for _, it in texts]
+        assert keys is not None
         text["keys"] = _append(text["keys"], keys.astype(np.float32))
     if vectors:
         vec["ids"] += [i for i, _ in vectors]
@@ -119,7 +121,7 @@ def _check_norm(vector, name: str) -> float:
 def _without(table: dict, drop: set, array_key: str) -> dict:
     keep = [n for n, i in enumerate(table["ids"]) if i not in drop]
     arr = table[array_key]
-    out = {k: [v[n] for n in keep] for k, v in table.items() if k != array_key}
+    out: dict = {k: [v[n] for n in keep] for k, v in table.items() if k != array_key}
     out[array_key] = None if arr is None or not keep else arr[keep]
     return out
 
@@ -130,6 +132,7 @@ def _append(arr: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
 
 def _retrieve(req: MemoryRequest, state: dict, engine: Engine) -> list[MemoryMatch]:
     q = req.query
+    assert q is not None  # MemoryRequest requires a query for op="retrieve"
     if q.text is not None:
         table = state["text"]
         if not table["ids"]:
@@ -141,6 +144,7 @@ def _retrieve(req: MemoryRequest, state: dict, engine: Engine) -> list[MemoryMat
         if not table["ids"]:
             raise ValueError("query.vector: this memory holds no vectors; store some first")
         vectors = table["vectors"]
+        assert q.vector is not None  # MemoryQuery holds exactly one of text and vector
         if len(q.vector) != vectors.shape[1]:
             raise ValueError(f"query.vector has dimension {len(q.vector)}, but this memory holds "
                              f"vectors of dimension {vectors.shape[1]}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from echo_ray.dtesn.membrane_tree import TreeSpec
+from echo_ray.dtesn.readout import fit_ridge_loo, predict
 
 from .encoding import encode_many, pooled, text_inputs
 from .models import (
@@ -28,7 +29,6 @@ from .models import (
     MultiModalRequest,
     MultiModalResult,
 )
-from .ridge import fit_ridge_loo, predict
 
 KEY = "multi_modal"
 WIDTH = MAX_MODALITY_WIDTH
@@ -49,7 +49,7 @@ def engine_spec(n_modalities: int) -> TreeSpec:
 
 def _layout(req: MultiModalRequest) -> list[list]:
     """[[name, kind, width]] of the request, checking every sample agrees."""
-    layout = None
+    layout: list[list] | None = None
     for n, sample in enumerate(req.samples):
         this = []
         for name in sorted(sample):
@@ -69,6 +69,7 @@ def _layout(req: MultiModalRequest) -> list[list]:
         elif this != layout:
             raise ValueError(f"samples[{n}] has modalities {_describe(this)}, but samples[0] has "
                              f"{_describe(layout)}; every sample must have the same ones")
+    assert layout is not None  # samples has min_length=1
     return layout
 
 
@@ -111,6 +112,7 @@ def handle(req: MultiModalRequest, state: dict | None,
         raise ValueError(f"samples have modalities {_describe(layout)}, but this session's "
                          f"readout was trained on {_describe(stored)}")
     if req.op == "train":
+        assert req.targets is not None  # the model requires targets for op="train"
         widths = {len(t) for t in req.targets if isinstance(t, list)}
         if len(widths) > 1:
             raise ValueError(f"targets must all have the same number of outputs, got "

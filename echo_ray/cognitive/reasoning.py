@@ -27,6 +27,7 @@ import numpy as np
 from scipy import linalg
 
 from echo_ray.dtesn.membrane_tree import MembraneTree, TreeSpec
+from echo_ray.dtesn.readout import ridge_solve
 
 from .encoding import spec_key, states_matrix
 from .models import ReasoningRequest, ReasoningResult
@@ -85,14 +86,8 @@ def handle(req: ReasoningRequest, state, engines) -> tuple[ReasoningResult, None
 
 
 def _fit(X: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float]:
-    xm, ym = X.mean(axis=0), y.mean()
-    Xc = X - xm
-    A, rhs = Xc.T @ Xc + ridge * np.eye(X.shape[1]), Xc.T @ (y - ym)
-    try:
-        w = linalg.solve(A, rhs, assume_a="pos")
-    except linalg.LinAlgError:  # numerically not positive definite at a tiny penalty
-        w = linalg.lstsq(A, rhs)[0]
-    return w, float(ym - xm @ w)
+    w, b = ridge_solve(X, y, ridge)
+    return w, float(b)
 
 
 def _fits(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

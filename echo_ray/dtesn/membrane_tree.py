@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from echo_ray.checks import as_float_array
+
 from .reservoir import Reservoir
 from .rooted_trees import Tree, canonical, count_rooted_trees
-from .validation import as_float_array
 
 
 @dataclass
@@ -119,7 +120,7 @@ class MembraneTree:
         for i in self.members:
             leaf = not self.children[i]
             in_dim = len(self.channels[i]) if leaf else sum(self.units[c] for c in self.children[i])
-            kw = {"spectral_radius": 0.9, "density": min(1.0, max(0.1, 10 / self.units[i])),
+            kw: dict = {"spectral_radius": 0.9, "density": min(1.0, max(0.1, 10 / self.units[i])),
                   "input_density": 1.0}
             kw.update(spec.reservoir)
             if not leaf:

@@ -80,9 +80,9 @@ def parse_multiset(spec: str | Mapping[str, int] | None, name: str = "multiset")
     if isinstance(spec, str):
         items = []
         for token in spec.split():
-            symbol, caret, count = token.partition("^")
+            symbol, caret, count_text = token.partition("^")
             try:
-                items.append((symbol, int(count) if caret else 1))
+                items.append((symbol, int(count_text) if caret else 1))
             except ValueError:
                 raise ValueError(
                     f"{name}: expected 'symbol^count' with an integer count; got {token!r}"
@@ -369,18 +369,18 @@ class PSystem:
             (self.environment if destination is None else destination.objects).update(products)
         taken = {membrane.id for _, membrane in order}
         for parent, membrane in reversed(order):  # descendants before their ancestors
-            rule = structural.get(id(membrane))
-            if rule is None or parent is None:
+            change = structural.get(id(membrane))
+            if change is None or parent is None:
                 continue
             index = next(i for i, c in enumerate(parent.children) if c is membrane)
-            if rule.kind is RuleKind.DISSOLUTION:
+            if change.kind is RuleKind.DISSOLUTION:
                 parent.objects.update(membrane.objects)
                 parent.children[index:index + 1] = membrane.children
             else:
                 parent.children[index:index + 1] = [
                     Membrane(_fresh_id(membrane.id, taken), membrane.type,
                              membrane.objects + extra, list(membrane.rules))
-                    for extra in (rule.rhs, rule.second_rhs)]
+                    for extra in (change.rhs, change.second_rhs)]
         self.steps += applied
         return applied
 

@@ -18,8 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import ArpackNoConvergence, eigs
 
+from echo_ray.checks import as_float_array, in_range, positive
+
 from .butcher import RK4, ButcherTableau, order_of
-from .validation import as_float_array, in_range, positive
 
 try:  # scipy's compiled CSR kernel; the public `W @ x` adds ~15 us of dispatch per call
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
@@ -182,7 +183,7 @@ class Reservoir:
             A, bw, _ = self.tableau.arrays()
             h, s = self.dt, len(bw)
             for t in range(T):
-                d, k = drive[t], []
+                d, k = drive[t], list[np.ndarray]()
                 for i in range(s):
                     xi = x
                     for j in range(i):

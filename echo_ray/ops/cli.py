@@ -3,11 +3,11 @@
 Mount into the main CLI with `register(app)` (adds the three commands at top level), or run
 standalone: `python -m echo_ray.ops.cli deploy deployments/serve_config.yaml`.
 Every command takes `--address` (default RAY_ADDRESS, else the latest `ray start` here).
+`start` is the one way to start the app (`make run`).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -17,7 +17,7 @@ DEFAULT_CONFIG = Path("deployments/serve_config.yaml")
 ops_app = typer.Typer(help="Start, deploy and stop echo-ray on Ray clusters.",
                       no_args_is_help=True)
 
-ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS",
+ADDRESS = typer.Option(None, "--address",
                        help="Ray cluster address (host:port); default RAY_ADDRESS, else the "
                             "latest `ray start` on this machine.")
 TIMEOUT = typer.Option(300.0, "--timeout", help="Seconds to wait for the apps to run.")
@@ -68,10 +68,10 @@ def start(port: int = typer.Option(6390, help="GCS port of the local head."),
           config: Path = typer.Option(None, help="Serve config YAML (e.g. "
                                                  f"{DEFAULT_CONFIG}); default: the app from "
                                                  "code, configured by env vars."),
-          http_host: str = typer.Option("127.0.0.1", envvar="ECHO_RAY_HTTP_HOST",
-                                        help="Where the HTTP proxy listens."),
-          http_port: int = typer.Option(8000, envvar="ECHO_RAY_HTTP_PORT",
-                                        help="HTTP proxy port."),
+          http_host: str = typer.Option(None, help="Where the HTTP proxy listens (default "
+                                                   "ECHO_RAY_HTTP_HOST, else 127.0.0.1)."),
+          http_port: int = typer.Option(None, help="HTTP proxy port (default "
+                                                   "ECHO_RAY_HTTP_PORT, else 8000)."),
           dashboard_port: int = typer.Option(8265, help="Dashboard port (127.0.0.1)."),
           metrics_export_port: int = typer.Option(8080, help="Prometheus metrics port."),
           num_cpus: int = typer.Option(None, help="CPUs the head advertises (default: all)."),
@@ -80,8 +80,15 @@ def start(port: int = typer.Option(6390, help="GCS port of the local head."),
     from echo_ray.ops.deploy import deploy_config, http_base, wait_http_ready
     from echo_ray.ops.localcluster import LocalCluster, Ports, free_port, port_open
     from echo_ray.ops.serveconfig import check_serve_config, default_config, load_yaml, with_http
+    from echo_ray.settings import get_settings
 
     console = _console()
+    try:
+        service = get_settings().service
+    except ValueError as exc:
+        _fail(str(exc))
+    http_host = http_host or service.http_host
+    http_port = http_port or service.http_port
     if config is None:
         data = default_config()
     else:
@@ -117,8 +124,8 @@ def start(port: int = typer.Option(6390, help="GCS port of the local head."),
     except (ValueError, RuntimeError, TimeoutError, ConnectionError) as exc:
         _fail(str(exc))
     _print_statuses(statuses)
-    auth = (' -H "Authorization: Bearer $ECHO_RAY_API_TOKEN"'
-            if os.environ.get("ECHO_RAY_API_TOKEN") else "")
+    # the variable's name, never its value: the token stays out of the terminal and logs
+    auth = ' -H "Authorization: Bearer $ECHO_RAY_API_TOKEN"' if service.api_token else ""
     console.print(f"\necho-ray is serving on {base} (OpenAPI: {base}/docs)\n"
                   f"  curl -s{auth} -X POST {base}/v1/sessions\n  curl -s{auth} {base}/v1/stats\n"
                   f"`echo-ray stop` removes the app; `echo-ray stop --cluster` also stops Ray.",
@@ -134,10 +141,12 @@ def stop(address: str = ADDRESS,
     """Delete the app (or shut Serve down); with --cluster also stop local Ray."""
     import subprocess
 
+    from echo_ray.connection import ray_address
     from echo_ray.ops.deploy import shutdown
     from echo_ray.ops.localcluster import ray_executable
 
     console = _console()
+    address = ray_address(address)
     if cluster and address and address.split(":")[0] not in ("127.0.0.1", "localhost", "auto"):
         _fail(f"--cluster stops Ray on this machine only; {address!r} is not local")
     try:

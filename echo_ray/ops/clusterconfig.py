@@ -64,6 +64,13 @@ def check_cluster_config(config: Mapping | str | Path, root: str | Path = ".") -
         if not src.exists():
             raise ValueError(f"file_mounts[{remote!r}] source {local!r} does not exist under "
                              f"{root}")
+        venv = next(iter((*src.glob("pyvenv.cfg"), *src.glob("*/pyvenv.cfg"))), None) \
+            if src.is_dir() else None
+        if venv is not None:
+            # `ray up` hashes every file under a mount on each run, rsync_exclude or not.
+            raise ValueError(f"file_mounts[{remote!r}] source {local!r} holds a virtualenv "
+                             f"({venv.parent}), which `ray up` would read whole on every run; "
+                             f"mount the folders the nodes need instead")
     head = [str(c) for c in prepared.get("head_start_ray_commands") or []]
     worker = [str(c) for c in prepared.get("worker_start_ray_commands") or []]
     if not any("ray start --head" in c for c in head):

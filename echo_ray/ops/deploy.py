@@ -9,42 +9,14 @@ the app being up when the command returns, and fail with Serve's own message whe
 
 from __future__ import annotations
 
-import os
-import time
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from echo_ray.ops.localcluster import port_open
+from echo_ray.connection import connect
 from echo_ray.ops.serveconfig import check_serve_config
-
-
-def resolve_address(address: str | None) -> str:
-    """`--address`, else RAY_ADDRESS, else "auto" (the latest `ray start` on this machine)."""
-    return address or os.environ.get("RAY_ADDRESS") or "auto"
-
-
-def connect(address: str | None = None, namespace: str = "serve") -> None:
-    """ray.init on an existing cluster (default: Serve's namespace), quietly; no-op if
-    connected. Fails at once when nothing listens at an explicit host:port."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    from ray._private.authentication.authentication_token_setup import (
-        maybe_enable_token_auth_if_token_available,
-    )
-
-    target = resolve_address(address)
-    host, sep, port = target.rpartition(":")
-    if sep and port.isdigit() and "://" not in target and not port_open(host, int(port), 3.0):
-        # ray.init would retry for minutes before giving up on an address nobody serves.
-        raise ConnectionError(f"no Ray cluster answers at {target} (is it started? "
-                              "`echo-ray start`, or pass --address / RAY_ADDRESS)")
-    # Ray only sends its auth token to an explicit address when told to; a local token
-    # means the clusters started here use it (what `ray.init("auto")` assumes too).
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    ray.init(address=target, namespace=namespace, log_to_driver=False)
+from echo_ray.settings import get_settings
+from echo_ray.waiting import wait_until
 
 
 def app_statuses(names=None) -> dict[str, dict]:
@@ -58,27 +30,39 @@ def app_statuses(names=None) -> dict[str, dict]:
         out[name] = {"status": str(app.status.value if hasattr(app.status, "value")
                                    else app.status),
                      "message": app.message,
-                     "deployments": {d: str(s.status.value) for d, s in app.deployments.items()}}
+                     "deployments": {d: str(s.status.value) for d, s in app.deployments.items()},
+                     "errors": {d: _last_line(s.message) for d, s in app.deployments.items()
+                                if s.message and "Error" in s.message}}
     return out
+
+
+def _last_line(message: str) -> str:
+    """The exception line of a deployment's message (Serve puts the traceback before it)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def wait_running(names, timeout_s: float = 300.0, poll_s: float = 1.0) -> dict[str, dict]:
     """Bounded wait until every app in `names` is RUNNING; RuntimeError on DEPLOY_FAILED,
     TimeoutError (with the last statuses) when time runs out."""
     names = set(names)
-    deadline = time.monotonic() + timeout_s
     seen: dict[str, dict] = {}
-    while True:
-        seen = app_statuses(names)
+
+    def running() -> dict[str, dict] | None:
+        seen.clear()
+        seen.update(app_statuses(names))
         failed = {n: s for n, s in seen.items() if s["status"] == "DEPLOY_FAILED"}
         if failed:
             raise RuntimeError("deploy failed: " + "; ".join(
-                f"{n}: {s['message']}" for n, s in failed.items()))
-        if len(seen) == len(names) and all(s["status"] == "RUNNING" for s in seen.values()):
-            return seen
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"applications not RUNNING after {timeout_s:.0f}s: {seen}")
-        time.sleep(poll_s)
+                f"{n}: {s['message']}" + "".join(f" {d}: {e}" for d, e in s["errors"].items())
+                for n, s in failed.items()))
+        done = len(seen) == len(names) and all(s["status"] == "RUNNING" for s in seen.values())
+        return dict(seen) if done else None
+
+    try:
+        return wait_until(running, timeout_s, "applications RUNNING", interval_s=poll_s)
+    except TimeoutError:
+        raise TimeoutError(f"applications not RUNNING after {timeout_s:.0f}s: {seen}") from None
 
 
 def deploy_config(data: Mapping, *, address: str | None = None,
@@ -88,7 +72,7 @@ def deploy_config(data: Mapping, *, address: str | None = None,
     from ray.serve.config import gRPCOptions
 
     config = check_serve_config(data)
-    connect(address)
+    connect(address, existing=True, namespace="serve")
     client = serve_api.serve_start(
         http_options=config.http_options.model_dump(),
         proxy_location=config.proxy_location,
@@ -113,29 +97,30 @@ def wait_http_ready(url: str, timeout_s: float = 120.0) -> None:
 
     Sends `Authorization: Bearer $ECHO_RAY_API_TOKEN` when that is set (the API requires it).
     """
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    token = os.environ.get("ECHO_RAY_API_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    while True:
+    headers = get_settings().service.client_headers()
+    last = ["no answer"]
+
+    def ready() -> bool:
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                         timeout=5) as r:
-                if r.status == 200:
-                    return
-                last = f"HTTP {r.status}"
+                last[0] = f"HTTP {r.status}"
+                return r.status == 200
         except OSError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s ({last})")
-        time.sleep(0.5)
+            last[0] = f"{type(exc).__name__}: {exc}"
+            return False
+
+    try:
+        wait_until(ready, timeout_s, f"{url} ready", interval_s=0.5)
+    except TimeoutError:
+        raise TimeoutError(f"{url} not ready after {timeout_s:.0f}s ({last[0]})") from None
 
 
 def shutdown(address: str | None = None, app: str | None = None) -> list[str]:
     """Delete one application, or shut Serve down (all apps and proxies); returns names."""
     from ray import serve
 
-    connect(address)
+    connect(address, existing=True, namespace="serve")
     names = list(app_statuses())
     if app is not None:
         if app not in names:

@@ -9,6 +9,13 @@ Every port (GCS, dashboard, dashboard agent, runtime-env agent, client server, m
 given explicitly so two clusters on one machine never collide, and `temp_dir` keeps this
 cluster's `ray_current_cluster` and Prometheus service-discovery file apart from
 `/tmp/ray`, so `ray.init()` elsewhere never picks this cluster up by accident.
+
+Loopback only: Ray turns `--node-ip-address 127.0.0.1` into the machine's own address, and
+then the GCS, raylet, metrics agent and workers listen on every interface. Ray keeps a
+single-node cluster on loopback only where it thinks clusters are unsupported (macOS,
+Windows); `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0` asks for that behaviour here. Every process
+of the cluster gets it, and so must every driver (`LOOPBACK_ENV`, `prefer_loopback`): a
+driver without it would look for the cluster at the machine's address.
 """
 
 from __future__ import annotations
@@ -24,18 +31,82 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from echo_ray.settings import LOOPBACK_ENV
 from echo_ray.waiting import wait_until
 
 SD_FILE = "prom_metrics_service_discovery.json"
 # Ray 2.60 enables token authentication for new local clusters, but a client given an
 # explicit address only sends the token when told to: cluster and clients both say so.
 AUTH_ENV = {"RAY_AUTH_MODE": "token"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+def loopback_only(address: str | None) -> bool:
+    """True if `address` ("host:port", or "auto": the latest `ray start` here) is a cluster
+    that listens on loopback only (one started with LOOPBACK_ENV)."""
+    if not address or address == "auto":
+        from ray._private.utils import read_ray_address
+
+        address = read_ray_address()
+    host, sep, port = (address or "").rpartition(":")
+    if not sep or host not in LOOPBACK_HOSTS or not port.isdigit():
+        return False
+    from ray._raylet import node_ip_address_from_perspective  # type: ignore[attr-defined]
+
+    own = node_ip_address_from_perspective(None)
+    if own.startswith("127.") or own == "::1":
+        return False  # no other address here: nothing to choose between
+    return port_open("127.0.0.1", int(port)) and not port_open(own, int(port))
+
+
+SERVE_LOOPBACK_HOOK = "echo_ray.ops.localcluster.serve_grpc_on_loopback"
+
+
+def serve_grpc_on_loopback() -> None:
+    """Worker setup hook (runtime_env `worker_process_setup_hook`, which `prefer_loopback`
+    gives drivers of a loopback-only cluster): Serve 2.60 binds every replica's inter-deployment
+    gRPC server to [::]:0, with no option to choose; in a process of a loopback-only
+    cluster (LOOPBACK_ENV), bind it to 127.0.0.1 instead. A no-op anywhere else."""
+    from echo_ray.settings import loopback_mode
+
+    if not loopback_mode():
+        return
+    from ray.serve._private import replica
+
+    original = replica.add_port_to_grpc_server
+    if getattr(original, "loopback", False):
+        return
+
+    def add_port_on_loopback(server, address: str):
+        if address.startswith("[::]:"):
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return original(server, address)
+
+    setattr(add_port_on_loopback, "loopback", True)  # noqa: B010 (marks the wrapper as ours)
+    replica.add_port_to_grpc_server = add_port_on_loopback
+
+
+def prefer_loopback(address: str | None) -> dict:
+    """Before `ray.init(address)`: a driver of a loopback-only cluster must keep 127.0.0.1
+    as its node address too (Ray reads the switch at import, so set both). Returns the
+    runtime_env for `ray.init`: on such a cluster, the hook that keeps Serve's replica gRPC
+    servers on loopback (the actors this driver starts, Serve's controller and replicas
+    included, inherit it)."""
+    if not loopback_only(address):
+        return {}
+    from echo_ray.settings import enter_loopback_mode
+
+    enter_loopback_mode()
+    return {"worker_process_setup_hook": SERVE_LOOPBACK_HOOK}
 
 
 def ensure_auth_token() -> None:
     """Create Ray's default auth token (~/.ray/auth_token) if there is none, as
     `ray.init()` does for a new local cluster."""
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+    from echo_ray.settings import get_settings
+
+    cluster = get_settings().cluster
+    if cluster.auth_token is not None or cluster.auth_token_path is not None:
         return
     from ray._private.authentication.authentication_token_setup import (
         _get_default_token_path,
@@ -91,6 +162,7 @@ class LocalCluster:
     proc: subprocess.Popen | None = None  # the `ray start --block` process, if blocking
     log_path: Path | None = None
     owns_temp_dir: bool = False
+    loopback_env: dict[str, str] = field(default_factory=lambda: dict(LOOPBACK_ENV))
 
     @property
     def address(self) -> str:
@@ -112,24 +184,24 @@ class LocalCluster:
 
     def auth_headers(self) -> dict[str, str]:
         """The bearer token Ray's dashboard wants (token auth is on for our clusters)."""
-        token = os.environ.get("RAY_AUTH_TOKEN")
-        path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
-        if not token and Path(path).is_file():
-            token = Path(path).read_text().strip()
+        from echo_ray.settings import get_settings
+
+        token = get_settings().cluster.ray_auth_token()
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     def env(self, **extra: str) -> dict[str, str]:
         """This process's environment pointed at this cluster (for subprocesses)."""
-        env = {**os.environ, **AUTH_ENV, "RAY_ADDRESS": self.address, **extra}
-        env.pop("RAY_DASHBOARD_ADDRESS", None)
-        return env
+        from echo_ray.settings import child_environ
+
+        return child_environ({**AUTH_ENV, **self.loopback_env, "RAY_ADDRESS": self.address, **extra},
+                             drop=("RAY_DASHBOARD_ADDRESS",))
 
     @classmethod
     def start(cls, *, ports: Ports | None = None, temp_dir: str | Path | None = None,
               ray_default_temp_dir: bool = False, num_cpus: int | None = None,
               object_store_mb: int | None = 256, block: bool = True,
               env: dict[str, str] | None = None, extra_args: list[str] | None = None,
-              timeout_s: float = 90.0) -> LocalCluster:
+              timeout_s: float = 180.0) -> LocalCluster:
         """Start the head and wait (bounded) until the GCS and the dashboard answer.
 
         `block=True` (tests, notebooks): the cluster lives under one process we own; call
@@ -171,13 +243,16 @@ class LocalCluster:
         if block:
             cmd.append("--block")
         ensure_auth_token()
-        full_env = {**os.environ, **AUTH_ENV, **(env or {})}
-        for var in ("RAY_ADDRESS", "RAY_DASHBOARD_ADDRESS"):
-            full_env.pop(var, None)
+        from echo_ray.settings import child_environ
+
+        full_env = child_environ({**AUTH_ENV, **LOOPBACK_ENV, **(env or {})},
+                                 drop=("RAY_ADDRESS", "RAY_DASHBOARD_ADDRESS"))
         # Tear down at once on SIGTERM (no drain wait for a local test cluster).
         full_env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "0")
         log_path = tmp / f"ray-start-{ports.gcs}.log"
-        cluster = cls(ports=ports, temp_dir=tmp, log_path=log_path, owns_temp_dir=owns)
+        loopback = {k: full_env[k] for k in LOOPBACK_ENV}
+        cluster = cls(ports=ports, temp_dir=tmp, log_path=log_path, owns_temp_dir=owns,
+                      loopback_env=loopback)
         with open(log_path, "wb") as log:
             if block:
                 cluster.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -197,15 +272,30 @@ class LocalCluster:
         return cluster
 
     def wait_ready(self, timeout_s: float) -> None:
+        """Until the head's raylet is registered: the GCS and the dashboard answer seconds
+        before it on a busy machine, and a driver that connects then finds no node."""
         def up():
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"`ray start` exited with {self.proc.returncode}:\n"
                                    f"{self.log_tail()}")
             return (port_open("127.0.0.1", self.ports.gcs)
-                    and port_open("127.0.0.1", self.ports.dashboard))
+                    and port_open("127.0.0.1", self.ports.dashboard)
+                    and self.alive_nodes() > 0)
 
         wait_until(up, timeout_s, f"Ray head on {self.address} (dashboard {self.dashboard_url})",
                    interval_s=0.25)
+
+    def alive_nodes(self) -> int:
+        """Nodes the GCS lists as alive (the dashboard's state API; 0 when it does not answer)."""
+        import httpx
+
+        try:
+            r = httpx.get(f"{self.dashboard_url}/api/v0/nodes", headers=self.auth_headers(),
+                          params={"filter_keys": "state", "filter_predicates": "=",
+                                  "filter_values": "ALIVE"}, timeout=5)
+            return len(r.json()["data"]["result"]["result"]) if r.status_code == 200 else 0
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return 0
 
     def log_tail(self, lines: int = 30) -> str:
         if self.log_path and self.log_path.exists():

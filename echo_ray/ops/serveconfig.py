@@ -11,7 +11,8 @@ with the default. `check_serve_config` adds what we want before a deploy:
 - an autoscaling `policy_function` that imports and accepts its `policy_kwargs`;
 - a `request_router_class` that imports, and for our `EchoRequestRouter` a strategy that
   accepts its options;
-- `runtime_env.env_vars` that `ServiceSettings` accepts.
+- `runtime_env.env_vars` and the app builder's `args` that the settings model
+  (echo_ray.settings) accepts.
 
 Every problem raises ValueError naming where it is (e.g. `applications[0].deployments[1]`).
 """
@@ -135,17 +136,14 @@ def _check_router(router: Mapping, where: str) -> None:
             raise ValueError(f"{where}.request_router_kwargs: {exc}") from None
 
 
-def _check_env(env_vars: Mapping, where: str) -> None:
-    from echo_ray.routing.registry import resolve_strategy_name
-    from echo_ray.service.settings import ServiceSettings
+def _check_env(env_vars: Mapping, args: Mapping, where: str) -> None:
+    from echo_ray.settings import Settings
 
     bad = [k for k, v in env_vars.items() if not isinstance(v, str)]
     if bad:
         raise ValueError(f"{where}: env var values must be strings (quote them), not for {bad}")
     try:
-        ServiceSettings.from_env(dict(env_vars))
-        if env_vars.get("LB_STRATEGY"):
-            resolve_strategy_name(None, env_vars)
+        Settings.from_env(dict(env_vars), **args)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 
@@ -171,7 +169,7 @@ def check_serve_config(data: Mapping) -> Any:
 
     for i, app in enumerate(data["applications"]):
         env = (app.get("runtime_env") or {}).get("env_vars") or {}
-        _check_env(env, f"applications[{i}].runtime_env.env_vars")
+        _check_env(env, app.get("args") or {}, f"applications[{i}] (runtime_env.env_vars, args)")
         for j, dep in enumerate(app.get("deployments") or []):
             where = f"applications[{i}].deployments[{j}] ({dep.get('name')})"
             auto = dep.get("autoscaling_config")
@@ -212,6 +210,7 @@ def with_http(data: Mapping, *, host: str | None = None, port: int | None = None
 
 
 def default_config(name: str = "echo-ray", route_prefix: str = "/") -> dict:
-    """The app from code only (`echo_ray.app:app`), for when no config file is at hand."""
+    """The app from code only (`echo_ray.app:build_app`, settings from the environment), for
+    when no config file is at hand."""
     return {"applications": [{"name": name, "route_prefix": route_prefix,
-                              "import_path": "echo_ray.app:app"}]}
+                              "import_path": "echo_ray.app:build_app"}]}

@@ -10,7 +10,8 @@ Two hooks install the same exporter in every process of the cluster:
   `tracing_config: {enabled: true, exporter_import_path:
   echo_ray.ops.tracing:serve_span_processors}`
 
-Where spans go is read from each process's environment (set it before `ray start`):
+Where spans go comes from each process's settings (echo_ray.settings, `tracing` section: set
+the variables before `ray start`):
 `OTEL_EXPORTER_OTLP_ENDPOINT` (e.g. http://jaeger:4318; Jaeger, Tempo and the
 OpenTelemetry Collector read OTLP) exports over OTLP/HTTP, batched; `ECHO_RAY_TRACE_DIR`
 writes one JSON-lines file of finished spans per process (tests, offline looks); with
@@ -32,8 +33,11 @@ _installed: dict[str, bool] = {}  # one exporter per process, whichever hook com
 
 def span_processors() -> list:
     """The span processors the environment asks for (may be empty)."""
+    from echo_ray.settings import get_settings
+
+    tracing = get_settings().tracing
     processors = []
-    if os.environ.get(OTLP_ENV):
+    if tracing.otlp_endpoint:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         except ImportError:
@@ -42,10 +46,10 @@ def span_processors() -> list:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         processors.append(BatchSpanProcessor(OTLPSpanExporter()))  # reads OTEL_* itself
-    if os.environ.get(TRACE_DIR_ENV):
+    if tracing.trace_dir:
         from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-        processors.append(SimpleSpanProcessor(JsonLinesExporter(Path(os.environ[TRACE_DIR_ENV]))))
+        processors.append(SimpleSpanProcessor(JsonLinesExporter(tracing.trace_dir)))
     return processors
 
 

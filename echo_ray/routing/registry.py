@@ -1,4 +1,4 @@
-"""Strategy names, the `LB_STRATEGY` setting and construction by name.
+"""Strategy names, the `LB_STRATEGY` setting (read by echo_ray.settings) and construction by name.
 
 An unknown name fails at startup with the list of valid ones, instead of surfacing
 later as a routing error inside Serve's proxy.
@@ -6,8 +6,6 @@ later as a routing error inside Serve's proxy.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from .base import Strategy
@@ -28,14 +26,12 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def resolve_strategy_name(name: str | None = None,
-                          environ: Mapping[str, str] | None = None) -> str:
-    """`name` if given, else `LB_STRATEGY`, else the default; ValueError if unknown."""
+def resolve_strategy_name(name: str | None = None) -> str:
+    """`name` if given, else the default; ValueError if unknown. (`LB_STRATEGY` is read by
+    echo_ray.settings, whose `routing.strategy` the app passes here.)"""
     source = "strategy"
     if name is None:
-        env = os.environ if environ is None else environ
-        name = env.get(ENV_VAR) or DEFAULT_STRATEGY
-        source = ENV_VAR
+        return DEFAULT_STRATEGY
     if not isinstance(name, str):
         raise ValueError(f"{source} must be a str, got {type(name).__name__}")
     key = name.strip().lower()

@@ -34,6 +34,15 @@ _MAX_TRACKED_REQUESTS = 100_000
 _MAX_EARLY_COMPLETIONS = 10_000  # also holds rejected attempts, which never match
 
 
+def strategy_name(strategy: str | None) -> str:
+    """`strategy`, else the `LB_STRATEGY` setting (the registry itself reads no settings)."""
+    if strategy is None:
+        from echo_ray.settings import get_settings
+
+        strategy = get_settings().routing.strategy
+    return resolve_strategy_name(strategy)
+
+
 class EchoRequestRouter(RequestRouter):
     """Serve `RequestRouter` delegating the choice to an `echo_ray.routing` strategy.
 
@@ -51,7 +60,7 @@ class EchoRequestRouter(RequestRouter):
         self._completed_early: dict[tuple[str, ReplicaID], None] = {}
 
     def initialize_state(self, strategy: str | None = None, **strategy_kwargs: Any) -> None:
-        self._strategy = make_strategy(resolve_strategy_name(strategy), **strategy_kwargs)
+        self._strategy = make_strategy(strategy_name(strategy), **strategy_kwargs)
 
     @property
     def strategy(self) -> Strategy:
@@ -144,7 +153,7 @@ def request_router_config(strategy: str | None = None, *, stats_period_s: float 
     `strategy` defaults to `LB_STRATEGY` (then power_of_two); an unknown name or bad
     options raise ValueError here, at app build time, listing the valid names.
     """
-    name = resolve_strategy_name(strategy)
+    name = strategy_name(strategy)
     make_strategy(name, **strategy_options)  # validate options before deploying
     if not isinstance(stats_period_s, int | float) or not stats_period_s > 0:
         raise ValueError(f"stats_period_s must be a number > 0, got {stats_period_s!r}")

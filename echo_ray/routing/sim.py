@@ -8,6 +8,16 @@ complete. Replicas report stats (CPU utilisation = busy fraction, latency EWMA, 
 every `stats_period`, like Serve's `record_routing_stats`, so CPU readings are as stale
 as they would be in Serve. Times are in units of the mean service time of a normal
 replica. All strategies see the same arrivals and work sizes (common random numbers).
+
+Why not `echo_ray.sim.engine`: that engine simulates one autoscaled Serve deployment in
+seconds (identical replicas drawn from one service model, a handle queue, replica start-up
+and shutdown, a control loop, per-minute results). This benchmark needs what it leaves out
+and leaves out what it has: replicas of different speeds (`slowness`), a fixed replica set
+with no handle cap or policy, a request count rather than a duration, and the same work
+sizes for every strategy so their latencies differ by routing alone. Running it there would
+mean adding heterogeneous replicas and a second random-number layout to the engine, and the
+published routing figures would no longer be reproducible. This file stays the
+strategies' unit-free yardstick; both drive the same `echo_ray.routing` strategies.
 """
 
 from __future__ import annotations

@@ -24,13 +24,9 @@ from typing import Any, ClassVar
 
 import psutil
 
+from echo_ray.checks import positive
+
 DependencyCheck = Callable[[], "str | None"]
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
 
 
 class ReplicaStats:
@@ -40,12 +36,12 @@ class ReplicaStats:
                  error_window_s: float = 30.0, error_rate_threshold: float = 0.5,
                  min_requests: int = 10, clock: Callable[[], float] = time.monotonic,
                  max_window_entries: int = 10_000) -> None:
-        self.capacity = None if capacity is None else _positive("capacity", capacity)
-        self.latency_alpha = _positive("latency_alpha", latency_alpha)
+        self.capacity = None if capacity is None else positive("capacity", capacity)
+        self.latency_alpha = positive("latency_alpha", latency_alpha)
         if self.latency_alpha > 1:
             raise ValueError(f"latency_alpha must be in (0, 1], got {latency_alpha!r}")
-        self.error_window_s = _positive("error_window_s", error_window_s)
-        self.error_rate_threshold = _positive("error_rate_threshold", error_rate_threshold)
+        self.error_window_s = positive("error_window_s", error_window_s)
+        self.error_rate_threshold = positive("error_rate_threshold", error_rate_threshold)
         if self.error_rate_threshold > 1:
             raise ValueError(
                 f"error_rate_threshold must be in (0, 1], got {error_rate_threshold!r}")

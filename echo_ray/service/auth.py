@@ -8,20 +8,10 @@ reveal how much of a guess was right), never logged and never echoed: a refused 
 from __future__ import annotations
 
 import hmac
-import os
-from collections.abc import Callable, Mapping
 
 from .errors import error_response
 
 OPEN_PATHS = frozenset({"/healthz"})  # liveness probes carry no credentials
-
-
-def client_headers(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Headers for echo-ray's own HTTP clients (`make run`'s readiness poll, `echo-ray
-    calibrate`, `echo-ray replay`): `Authorization: Bearer $ECHO_RAY_API_TOKEN` when that
-    variable is set, so they work against a service that requires the token."""
-    token = (os.environ if env is None else env).get("ECHO_RAY_API_TOKEN")
-    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def route_path(scope) -> str:
@@ -48,13 +38,13 @@ def token_matches(sent: bytes | None, expected: str) -> bool:
 
 
 class BearerAuthMiddleware:
-    """ASGI middleware: `token()` gives the required token (None = authentication off)."""
+    """ASGI middleware: requests need `token` (None: authentication off)."""
 
-    def __init__(self, app, token: Callable[[], str | None]):
+    def __init__(self, app, token: str | None):
         self.app, self.token = app, token
 
     async def __call__(self, scope, receive, send):
-        expected = self.token()
+        expected = self.token
         if (scope["type"] != "http" or not expected or route_path(scope) in OPEN_PATHS
                 or token_matches(bearer_token(scope), expected)):
             return await self.app(scope, receive, send)

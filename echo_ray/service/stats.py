@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 
+_HIT, _MISS = {"outcome": "hit"}, {"outcome": "miss"}
 LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 400, 800, 1600, 5000]
 
 
@@ -18,6 +19,7 @@ class RequestStats:
         self.cache_hits = self.cache_misses = 0
         self.worker_retries = 0  # requests re-sent after their worker replica died
         self._lock = threading.Lock()
+        self._tags: dict[tuple[str, int], dict[str, str]] = {}  # one dict per (type, status)
         self._metrics = None
         if export:
             try:
@@ -43,7 +45,9 @@ class RequestStats:
             self.counts[(kind, status)] += 1
             self.latency_ms.append(latency_ms)
         if self._metrics:
-            tags = {"type": kind, "status": str(status)}
+            tags = self._tags.get((kind, status))
+            if tags is None:
+                tags = self._tags.setdefault((kind, status), {"type": kind, "status": str(status)})
             self._metrics["requests"].inc(1, tags)
             self._metrics["latency"].observe(latency_ms, tags)
 
@@ -54,7 +58,7 @@ class RequestStats:
             else:
                 self.cache_misses += 1
         if self._metrics:
-            self._metrics["cache"].inc(1, {"outcome": "hit" if hit else "miss"})
+            self._metrics["cache"].inc(1, _HIT if hit else _MISS)
 
     def record_retry(self) -> None:
         with self._lock:

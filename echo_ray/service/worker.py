@@ -13,17 +13,17 @@ from ray import serve
 
 from echo_ray.autoscaling.replica_load import ReplicaLoad
 from echo_ray.routing.stats import RoutingStatsMixin
-
-from .engines import EngineCache
-from .errors import describe_validation
-from .sessions import (
+from echo_ray.sessions import (
     SessionCorrupt,
     SessionNotFound,
     StoreUnavailable,
     VersionConflict,
-    make_session_store,
+    session_store,
 )
-from .settings import ServiceSettings
+from echo_ray.settings import Settings, get_settings
+
+from .engines import EngineCache
+from .errors import describe_validation
 
 log = logging.getLogger("echo_ray.worker")
 CONFLICT_RETRIES = 3
@@ -37,12 +37,27 @@ def failure(status: int, code: str, message: str, retry_after: int | None = None
 class CognitiveProcessor:
     """Plain class (no Serve) so tests and the simulator can use it in-process."""
 
-    def __init__(self, settings: ServiceSettings, engines: EngineCache):
+    def __init__(self, settings: Settings, engines: EngineCache):
         self.settings = settings
-        self.store = make_session_store(settings)
+        self.store = session_store(settings)
         self.engines = engines
         self.errors = 0
         self.handled = 0
+
+    def warm_up(self) -> float:
+        """Run every type's example request once on a scratch state (no session, nothing
+        stored): builds the DTESN engines (membrane actors) and everything else a type's first
+        request pays for. Returns the seconds it took."""
+        from echo_ray.cognitive import process as run_type
+        from echo_ray.cognitive.examples import EXAMPLE_REQUESTS
+
+        t0 = time.perf_counter()
+        state: dict = {}
+        for kind, payload in EXAMPLE_REQUESTS.items():
+            run_type(kind, payload, state, self.engines)
+        run_type("memory", {"op": "retrieve", "query": {"text": "echo"}, "k": 3}, state,
+                 self.engines)
+        return time.perf_counter() - t0
 
     def process(self, kind: str, payload: dict, session_id: str | None) -> dict:
         from echo_ray.cognitive import process as run_type
@@ -74,9 +89,9 @@ class CognitiveProcessor:
                 log.error("%s", exc)
                 return failure(500, "session_corrupt", str(exc))
             except ValidationError as exc:
-                return failure(422, "invalid_input", describe_validation(exc.errors()))
+                return failure(422, "invalid_request", describe_validation(exc.errors()))
             except (ValueError, TypeError, KeyError) as exc:
-                return failure(422, "invalid_input", str(exc).strip("'\""))
+                return failure(422, "invalid_request", str(exc).strip("'\""))
             except Exception as exc:  # logged, never leaked as a traceback
                 self.errors += 1
                 log.exception("processing %s failed", kind)
@@ -92,18 +107,36 @@ class _ServerError(Exception):
 
 @serve.deployment(max_ongoing_requests=8, max_queued_requests=64, ray_actor_options={"num_cpus": 0})
 class CognitiveWorker(RoutingStatsMixin):
-    """Serve replica around CognitiveProcessor. Reports routing stats (CPU, memory, in-flight,
+    """Serve replica around CognitiveProcessor, warmed up in its constructor (settings
+    `service.worker_warm_up`). Reports routing stats (CPU, memory, in-flight,
     latency EWMA, error rate) and fails its health check when its DTESN actors stop answering
     or its error rate spikes, so Serve replaces it and the router stops sending to it."""
 
-    def __init__(self, settings: dict | None = None):
-        self.settings = ServiceSettings(**settings) if settings else ServiceSettings.from_env()
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
         try:
-            replica = serve.get_replica_context().replica_id.unique_id
+            ctx = serve.get_replica_context()
+            replica, where = ctx.replica_id.unique_id, f"{ctx.app_name}/{ctx.deployment}"
         except Exception:
-            replica = "local"
-        self.engines = EngineCache(use_actors=True, name_prefix=f"echo-{replica}")
+            replica, where = "local", "local"
+        # Membrane actor groups follow their own load through the scaling optimizer
+        # (echo_ray/autoscaling/loop.py): a resource per group, "app/deployment/replica/dtesn-key".
+        self.scaling_loop = None
+        interval = self.settings.scaling.membrane_interval_s
+        if interval > 0:
+            from echo_ray.autoscaling.loop import ScalingLoop
+
+            self.scaling_loop = ScalingLoop(interval, name=f"echo-ray-scaling-loop:{replica}",
+                                            actor_namespace=self.settings.cluster.namespace)
+        self._resource_prefix = f"{where}/{replica}/dtesn-"
+        self.engines = EngineCache(use_actors=True, name_prefix=f"echo-{replica}",
+                                   on_new=self._engine_created)
         self.core = CognitiveProcessor(self.settings, self.engines)
+        if self.settings.service.worker_warm_up:
+            # Serve routes to a replica once its constructor returns: it starts warm, and a
+            # scale-up does not hand users seconds-long first requests (engine and membrane
+            # actor creation). A failure here fails the replica's start (Serve retries it).
+            log.info("replica %s warmed up in %.1f s", replica, self.core.warm_up())
         self.load = ReplicaLoad()
         from ray.util import metrics
 
@@ -117,6 +150,15 @@ class CognitiveWorker(RoutingStatsMixin):
         if out["ok"]:
             self.processing_s.observe(out["elapsed_s"], {"type": kind})
         return out
+
+    def _engine_created(self, key: str, engine) -> None:
+        if self.scaling_loop is None:
+            return
+        from echo_ray.autoscaling.loop import membrane_config
+
+        self.scaling_loop.add(self._resource_prefix + key, engine,
+                              membrane_config(self.settings.scaling, engine.max_size))
+        self.scaling_loop.start()
 
     def record_autoscaling_stats(self) -> dict:
         """Request rate, p95 latency and error rate for the ForecastPolicy (Serve pulls it)."""
@@ -136,17 +178,23 @@ class CognitiveWorker(RoutingStatsMixin):
         return True
 
     async def dependency_problem(self) -> str | None:
+        engines = self.engines.engines()
+        layouts = [getattr(e, "generation", None) for e in engines]
         actors = self.engines.actors()
         if not actors:
             return None
         try:
             await asyncio.wait_for(asyncio.gather(*(a.steps.remote() for a in actors)), 10)
         except Exception as exc:
+            if [getattr(e, "generation", None) for e in engines] != layouts:
+                return None  # a group was resized meanwhile: its old actors are gone
             return f"a DTESN membrane actor is not answering ({type(exc).__name__})"
         return None
 
     def __del__(self):
         try:
+            if self.scaling_loop is not None:
+                self.scaling_loop.stop(timeout_s=5)
             self.engines.shutdown()
         except Exception:
             pass

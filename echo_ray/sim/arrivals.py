@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from echo_ray.autoscaling._checks import integer, positive
 from echo_ray.autoscaling.trace import NASA_TRACE, load_request_trace, traces_dir
+from echo_ray.checks import integer, positive
 
 TRACE_ALIASES = {"nasa": NASA_TRACE}
 

@@ -16,25 +16,13 @@ from pathlib import Path
 
 import httpx
 
-from echo_ray.service.auth import client_headers
+from echo_ray.cognitive.examples import EXAMPLE_REQUESTS
+from echo_ray.settings import get_settings
 
 from .service import write_calibration
 
-SERIES = [round(0.5 + 0.4 * ((k * 7) % 13 - 6) / 6.0, 3) for k in range(30)]
-TRAJ = [[0.1, 0.2], [0.2, 0.1], [0.3, 0.3]]
-
 # One small, valid, stateless request per processing type (the `input` of POST /v1/<type>).
-DEFAULT_REQUESTS: dict[str, dict] = {
-    "reasoning": {"series": SERIES, "horizon": 4},
-    "memory": {"op": "store", "items": [{"text": "deep tree echo"}, {"text": "echo state"}]},
-    "grammar": {"op": "train", "strings": ["abab", "abba", "aabb", "baba", "bbaa", "abab"]},
-    "agent_evaluation": {
-        "examples": [{"trajectory": TRAJ, "scores": {"speed": float(k)}} for k in range(4)],
-        "agents": [{"id": "a", "trajectory": TRAJ}, {"id": "b", "trajectory": TRAJ[::-1]}]},
-    "multi_modal": {"op": "embed", "samples": [{"x": {"series": [[0.1], [0.4], [0.9]]},
-                                                "y": {"text": "echo"}}]},
-    "membrane_evolution": {"steps": 5},
-}
+DEFAULT_REQUESTS: dict[str, dict] = EXAMPLE_REQUESTS
 
 
 def calibrate(url: str, out: str | Path, n: int = 20, types: list[str] | None = None,
@@ -50,7 +38,7 @@ def calibrate(url: str, out: str | Path, n: int = 20, types: list[str] | None = 
                          f"valid: {sorted(DEFAULT_REQUESTS)}")
     base = url.rstrip("/")
     measured: dict[str, dict] = {}
-    with httpx.Client(timeout=timeout_s, headers=client_headers()) as client:
+    with httpx.Client(timeout=timeout_s, headers=get_settings().service.client_headers()) as client:
         for kind in chosen:
             body = {"input": DEFAULT_REQUESTS[kind], "options": {"cache": False}}
             latency, errors, last_error = [], 0, None

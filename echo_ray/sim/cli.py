@@ -203,11 +203,11 @@ def replay(trace: str = typer.Option(..., help="'nasa' or a trace file"),
         _fail(exc)
     counter = None
     if ray_address:
-        import ray
+        from echo_ray.connection import connect
 
         from .live import replica_counter
 
-        ray.init(address=ray_address, log_to_driver=False)
+        connect(ray_address, existing=True)
         counter = replica_counter(app_name, deployment)
     result = run(url, t, speedup=speedup, seed=seed, request=ReplayRequest(path, payload),
                  timeout_s=timeout_s, replica_counter=counter, slo_ms=slo_ms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from echo_ray.autoscaling._checks import integer, positive
+from echo_ray.checks import integer, positive
 from echo_ray.routing.registry import resolve_strategy_name
 
 from .service import ServiceModel

@@ -47,8 +47,11 @@ class EventSimulator:
     """One run; use `run_events(...)` unless you want to poke at the state."""
 
     def __init__(self, workload: RateTrace | ClosedPopulation, policy: SimPolicy,
-                 config: SimConfig) -> None:
+                 config: SimConfig, drain_s: float = 0.0) -> None:
         self.workload, self.policy, self.cfg = check_run_inputs(workload, policy, config)
+        if not drain_s >= 0:
+            raise ValueError(f"drain_s must be >= 0, got {drain_s!r}")
+        self.drain_s = float(drain_s)
         seed = config.seed
         self.rng_service = np.random.default_rng([seed, 2])
         self.rng_think = np.random.default_rng([seed, 3])
@@ -333,7 +336,7 @@ class EventSimulator:
         next_tick = cfg.tick_s
         next_stats = STATS_PERIOD_S
         last = {"arrived": 0, "served": 0, "dropped": 0, "busy": 0.0}
-        end = self.duration + 1e-9
+        end = self.duration + self.drain_s + 1e-9  # drain: no arrivals, requests finish
         inf = math.inf
         while True:
             t_arr = arrival[i] if i < n_open else inf
@@ -410,6 +413,10 @@ def window_utilisation(rows: list[tuple], seconds: float, concurrency: int) -> f
     return busy / capacity if capacity > 0 else 0.0
 
 
-def run_events(workload, policy: SimPolicy, config: SimConfig | None = None) -> SimResult:
-    """Simulate `workload` request by request under `policy`."""
-    return EventSimulator(workload, policy, config or SimConfig()).run()
+def run_events(workload, policy: SimPolicy, config: SimConfig | None = None,
+               drain_s: float = 0.0) -> SimResult:
+    """Simulate `workload` request by request under `policy`; `drain_s` more seconds run
+    after the workload ends (no arrivals) so requests still queued finish or time out, as
+    they do in a live replay, which waits for every response (the timeline then runs past
+    the workload's end; its last minute's replica means include the drain)."""
+    return EventSimulator(workload, policy, config or SimConfig(), drain_s).run()

@@ -72,8 +72,12 @@ def _compress(keys: list[np.ndarray], weight: np.ndarray) -> tuple[np.ndarray, .
 
 
 class FluidSimulator:
-    def __init__(self, workload, policy: SimPolicy, config: SimConfig) -> None:
+    """`nodes` (echo_ray.sim.nodes.NodeCluster, optional): replicas are packed onto worker
+    nodes that take minutes to arrive; without it a replica always finds room."""
+
+    def __init__(self, workload, policy: SimPolicy, config: SimConfig, nodes=None) -> None:
         self.workload, self.policy, self.cfg = check_run_inputs(workload, policy, config)
+        self.nodes = nodes
         self.mu = 1.0 / config.service.mean_s
         self.model = routing_model(config.routing, config.concurrency)
         self.law = ResponseLaw(self.model, self.mu,
@@ -168,13 +172,18 @@ class FluidSimulator:
             c["target"][k] = target
             active = running + len(starting)
             if target > active:
-                starting.extend([t0 + dt + cfg.startup_s] * (target - active))
+                starting.extend(self.nodes.place(t0 + dt, target - active, cfg.startup_s)
+                                if self.nodes else [t0 + dt + cfg.startup_s] * (target - active))
             elif target < active:
                 excess = active - target
                 cut = min(excess, len(starting))
                 if cut:
                     starting = sorted(starting)[:len(starting) - cut]  # newest first
                 running -= excess - cut
+                if self.nodes:
+                    self.nodes.release(t0 + dt, excess)
+            if self.nodes:
+                self.nodes.tick(t0 + dt, dt, policy, running)
         return self._result(cols, n, dt, replica_seconds, backlog, time.perf_counter() - wall0)
 
     def _result(self, cols: dict, n: int, dt: float, replica_seconds: float, backlog: float,
@@ -232,11 +241,15 @@ class FluidSimulator:
             price_per_replica_hour=cfg.price_per_replica_hour,
             decision_ms=self.policy.decision_ms, events=len(events), wall_s=wall_s)
         summary["latency_model"] = model
+        if self.nodes:
+            summary.update(self.nodes.summary())
         return SimResult(self.policy.name, "fluid", summary, minutes, timeline, events, None,
                          setup={"config": cfg.to_dict(), "policy": self.policy.describe(),
                                 "latency_model": model})
 
 
-def run_fluid(workload, policy: SimPolicy, config: SimConfig | None = None) -> SimResult:
-    """Simulate `workload` tick by tick (fast; see the module docstring)."""
-    return FluidSimulator(workload, policy, config or SimConfig()).run()
+def run_fluid(workload, policy: SimPolicy, config: SimConfig | None = None,
+              nodes=None) -> SimResult:
+    """Simulate `workload` tick by tick (fast; see the module docstring); `nodes`: see
+    FluidSimulator."""
+    return FluidSimulator(workload, policy, config or SimConfig(), nodes).run()

@@ -84,11 +84,12 @@ def autoscaling_config(policy: str, min_replicas: int, max_replicas: int,
 
 def app(policy: str = "ray_default", mean_s: float = 0.05, min_replicas: int = 1,
         max_replicas: int = 8, max_ongoing_requests: int = 5, seed: int = 0,
-        ours: dict | None = None, autoscale: bool = True):
-    options = {"max_ongoing_requests": max_ongoing_requests}
+        ours: dict | None = None, autoscale: bool = True, config: dict | None = None):
+    """The deployment bound; `config` (an explicit autoscaling_config) overrides `policy`."""
+    options: dict = {"max_ongoing_requests": max_ongoing_requests}
     if autoscale:
-        options["autoscaling_config"] = autoscaling_config(policy, min_replicas, max_replicas,
-                                                           ours)
+        options["autoscaling_config"] = config or autoscaling_config(policy, min_replicas,
+                                                                     max_replicas, ours)
     else:
         options["num_replicas"] = min_replicas
     return SimulatedWork.options(**options).bind(mean_s, seed)
@@ -106,3 +107,48 @@ def replica_counter(app_name: str, deployment: str = "SimulatedWork"):
         provisioned = sum(v for k, v in states.items() if k != "STOPPED")
         return running, provisioned
     return count
+
+
+def replay_policy(spec, window, base_url: str, *, name: str, speedup: float,
+                  mean_s: float, min_replicas: int, max_replicas: int,
+                  max_ongoing_requests: int = 5, seed: int = 0, slo_ms: float = 400.0,
+                  poll_s: float = 0.5, timeout_s: float = 30.0, progress: bool = False,
+                  ready_timeout_s: float = 120.0):
+    """Deploy `SimulatedWork` under `spec` (a `validate.PolicySpec`) as app `name`, replay the
+    trace window (the *uncompressed* segment; `speedup` compresses it) open loop from one
+    replica, delete the app; returns the replay's SimResult (raw replica polls in
+    `setup["replica_samples"]`)."""
+    import httpx
+
+    from echo_ray.waiting import wait_until
+
+    from .replay import ReplayRequest, replay
+
+    config = spec.autoscaling_config(min_replicas, max_replicas)
+    serve.run(app(mean_s=mean_s, min_replicas=min_replicas, max_replicas=max_replicas,
+                  max_ongoing_requests=max_ongoing_requests, seed=seed, config=config),
+              name=name, route_prefix=f"/{name}")
+    url = f"{base_url.rstrip('/')}/{name}"
+    count = replica_counter(name)
+    first_probe: list[float] = []
+
+    def ready() -> bool:
+        if not first_probe:  # the proxy's handle (and its metrics timers) start here
+            first_probe.append(time.perf_counter())
+        try:
+            return httpx.post(url, timeout=30).status_code == 200 and count()[0] >= 1
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(ready, ready_timeout_s, f"{name} ready", interval_s=0.5)
+        result = replay(url, window, speedup=speedup, seed=seed,
+                        request=ReplayRequest("/", None), timeout_s=timeout_s,
+                        replica_counter=count, poll_s=poll_s, slo_ms=slo_ms,
+                        service_rate=1.0 / mean_s, progress=progress, name=spec.name)
+        # when the handle started, in the replay's clock (< 0: before its first request)
+        result.setup["router_start_s"] = first_probe[0] - result.setup["started_perf_counter"]
+        result.setup["autoscaling_config"] = config
+        return result
+    finally:
+        serve.delete(name)

@@ -1,7 +1,8 @@
 """PNG plots of simulated or replayed runs (matplotlib, Agg backend: no display needed).
 
 - `plot_run`: demand vs capacity, replicas over time, per-minute p95 latency against the SLO;
-- `plot_compare`: the same three panels with one line per policy.
+- `plot_compare`: the same three panels with one line per policy;
+- `plot_frontier`: replica-hours against SLO-violation minutes of a sweep, its Pareto frontier.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np  # noqa: E402
 from .results import SimResult  # noqa: E402
 
 COLORS = {"ours": "tab:blue", "ray_default": "tab:red", "static_peak": "tab:green",
-          "static_mean": "tab:orange"}
+          "static_mean": "tab:orange", "ray_tuned": "tab:purple",
+          "ours_reactive": "tab:cyan"}
 
 
 def _x(minutes, unit_s: float) -> np.ndarray:
@@ -115,6 +117,36 @@ def plot_compare(results: Sequence[SimResult], path: str | Path, title: str | No
     axes[2].legend(loc="upper right", fontsize=8, ncol=len(results) + 1)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def plot_frontier(points: Sequence, frontier: Sequence, path: str | Path, title: str,
+                  highlight: Sequence = (), dpi: int = 90) -> Path:
+    """Every swept point (grey), the frontier (line), and `highlight` points labelled."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    ax.scatter([p.replica_hours for p in points], [p.violation_minutes for p in points],
+               s=12, color="grey", label="Ray default policy, swept")
+    ax.plot([p.replica_hours for p in frontier], [p.violation_minutes for p in frontier],
+            "-o", ms=4, lw=1, color="tab:red", label="Pareto frontier of the sweep")
+    for i, p in enumerate(highlight):
+        color = COLORS.get(p.name, f"C{i}")
+        ax.scatter([p.replica_hours], [p.violation_minutes], s=60, marker="*", color=color,
+                   zorder=3)
+        ax.annotate(p.name, (p.replica_hours, p.violation_minutes), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_yscale("symlog", linthresh=10)  # linear below 10 minutes (0 must show), log above
+    ticks = [v for v in (0, 5, 10, 30, 100, 300, 1000, 3000, 10000)
+             if v <= max([p.violation_minutes for p in [*points, *highlight]] + [10]) * 1.5]
+    ax.set_yticks(ticks, [str(v) for v in ticks])
+    ax.set_xlabel("replica-hours")
+    ax.set_ylabel("SLO-violation minutes")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from echo_ray.autoscaling._checks import integer
+from echo_ray.checks import integer
 
 DEPLOYMENT = "sim"
 APP = "sim"
@@ -123,6 +123,16 @@ class ServeMetrics:
         self._next_push = self.push_s
         self._recorded: list[tuple[float, dict]] = []
         self._pushed: dict[str, list] = {}
+
+    def align(self, router_start_s: float) -> None:
+        """Put the handle's record and push timers where a live router's are: it started
+        at `router_start_s` (<= 0: before the run, e.g. at the first readiness probe) and
+        records, then pushes, at once and every interval after (Serve's MetricsPusher)."""
+        def first(interval: float) -> float:
+            return router_start_s + math.ceil(-router_start_s / interval - 1e-9) * interval
+
+        self._next_record = first(self.record_s)
+        self._next_push = first(self.push_s)
 
     def update(self, obs: Observation) -> None:
         from ray.serve._private.common import TimeStampedValue
@@ -314,6 +324,7 @@ class OursPolicy(ServePolicy):
     utilisation it derives from ongoing requests (without it, the derived one alone), so a
     saturated busy fraction cannot hide a queue. `price_decisions=False` skips the
     optimizer's cost-benefit annotation (same targets, several times faster: long runs);
+    `predictive=False` is the reactive-only variant (no forecast: a baseline for the forecast);
     `poll_interval_s` is ForecastPolicy's: how often the optimizer is asked (0: every tick).
     """
 
@@ -321,7 +332,8 @@ class OursPolicy(ServePolicy):
                  scaling: Mapping[str, Any] | None = None,
                  serve_fields: Mapping[str, Any] | None = None, name: str = "ours",
                  report_utilisation: bool = True, price_decisions: bool = True,
-                 poll_interval_s: float = 0.0, keep_records: bool = False) -> None:
+                 poll_interval_s: float = 0.0, keep_records: bool = False,
+                 predictive: bool = True) -> None:
         from echo_ray.autoscaling.config import ScalingConfig
         from echo_ray.autoscaling.optimizer import Sample, ScalingOptimizer
         from echo_ray.autoscaling.policy import forecast_autoscaling_config, sample_from_context
@@ -334,10 +346,12 @@ class OursPolicy(ServePolicy):
             custom += ("utilisation",)
         super().__init__(config, self._optimizer_target, name=name, custom_metrics=custom)
         self.report_utilisation = report_utilisation
-        self.scaling = ScalingConfig.from_dict({"min_instances": min_replicas,
-                                                "max_instances": max_replicas, **scaling})
+        self.scaling = ScalingConfig.from_dict({  # ForecastPolicy.config_for's defaults
+            "min_instances": min_replicas, "max_instances": max_replicas, "serve_gated": True,
+            "scale_down_window_s": float(config["downscale_delay_s"]), **scaling})
         self.optimizer = (ScalingOptimizer if price_decisions
-                          else _unpriced_optimizer_class())(self.scaling)
+                          else _unpriced_optimizer_class())(self.scaling, predictive=predictive)
+        self.predictive = predictive
         self.price_decisions = price_decisions
         self.poll_interval_s = float(poll_interval_s)
         self._polled_at = -math.inf
@@ -380,10 +394,12 @@ class OursPolicy(ServePolicy):
         out["report_utilisation"] = self.report_utilisation
         out["price_decisions"] = self.price_decisions
         out["poll_interval_s"] = self.poll_interval_s
+        out["predictive"] = self.predictive
         out["scaling_config"] = {k: v for k, v in self.scaling.to_dict().items()
                                  if k in ("target_utilisation", "scale_up_threshold",
                                           "scale_down_threshold", "target_latency_ms",
                                           "lead_time_s", "scale_down_window_s",
+                                          "serve_gated", "backlog_drain_s",
                                           "scale_up_cooldown_s", "scale_down_cooldown_s",
                                           "replica_capacity_rps")}
         return out

@@ -30,6 +30,8 @@ import math
 import numpy as np
 from scipy.special import gammaln
 
+from echo_ray.autoscaling.cost import erlang_c
+
 MODELS = ("central", "pod2", "rr", "random")
 RHO_CAP = 0.98  # the steady-state part never runs hotter; overload becomes backlog
 _POD2_TERMS = 16  # P(K >= 16) under pod2 is below 0.98^65534: negligible
@@ -45,19 +47,6 @@ def routing_model(strategy: str, concurrency: int = 1) -> str:
     if strategy in ("round_robin", "weighted"):
         return "rr"
     return "random"
-
-
-def erlang_c(c, a) -> np.ndarray:
-    """Probability of waiting in M/M/c with offered load a = lam / mu (arrays; 1 if a >= c)."""
-    c, a = np.broadcast_arrays(np.asarray(c, dtype=np.int64), np.asarray(a, dtype=float))
-    b = np.ones(a.shape)
-    cmax = int(c.max()) if c.size else 0
-    for k in range(1, cmax + 1):  # Erlang B recursion, stopped per element at its own c
-        b = np.where(c >= k, a * b / (k + a * b), b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wait = c * b / (c - a * (1.0 - b))
-    out = np.where((a < c) & (c > 0), wait, 1.0)
-    return np.where(a <= 0, 0.0, out)
 
 
 def rr_sigma(c, rho, iterations: int = 400) -> np.ndarray:

@@ -26,7 +26,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from echo_ray.service.auth import client_headers
+from echo_ray.settings import get_settings
 
 from .arrivals import RateTrace
 from .results import (
@@ -83,7 +83,7 @@ async def _send_all(url: str, times: np.ndarray, request: ReplayRequest, timeout
     # number of waiting requests, which an overloaded server makes large).
     slots = asyncio.Semaphore(max_connections)
     async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_s,
-                                 limits=limits, headers=client_headers()) as client:
+                                 limits=limits, headers=get_settings().service.client_headers()) as client:
         start = time.perf_counter()
 
         async def one(i: int) -> None:
@@ -145,7 +145,7 @@ async def _send_all(url: str, times: np.ndarray, request: ReplayRequest, timeout
             if bar is not None:
                 bar.stop()
         wall = time.perf_counter() - start
-    return sent, latency, status, codes, samples, wall
+    return sent, latency, status, codes, samples, wall, start
 
 
 def replay(url: str, trace: RateTrace, speedup: float = 1.0, seed: int = 0,
@@ -161,13 +161,13 @@ def replay(url: str, trace: RateTrace, speedup: float = 1.0, seed: int = 0,
     times = fast.arrivals(np.random.default_rng([seed, 1]))  # the simulator's arrivals
     request = request or ReplayRequest()
     wall0 = time.perf_counter()
-    sent, latency, status, codes, samples, wall = asyncio.run(_send_all(
+    sent, latency, status, codes, samples, wall, started = asyncio.run(_send_all(
         url, times, request, timeout_s, max_connections, progress, replica_counter, poll_s))
     duration = fast.duration_s
     bin_s = 60.0 / speedup
     n_minutes = max(1, math.ceil(duration / bin_s - 1e-9))
     minutes = minute_latency_from_requests(times, latency, status, n_minutes, bin_s)
-    timeline = _timeline(samples, times, status, duration)
+    timeline = replica_timeline(samples, times, status, duration)
     rate = service_rate if service_rate else math.nan
     minutes = add_capacity_columns(minutes, timeline, rate, slo_ms, bin_s)
     if replica_counter is None:
@@ -194,10 +194,12 @@ def replay(url: str, trace: RateTrace, speedup: float = 1.0, seed: int = 0,
     events = pd.DataFrame(columns=["t", "policy", "from", "to", "running", "reason"])
     return SimResult(name, "replay", summary, minutes, timeline, events, requests,
                      setup={"url": url, "path": request.path, "speedup": speedup, "seed": seed,
-                            "trace": trace.name})
+                            "trace": trace.name, "started_perf_counter": started,
+                            # the raw replica-count polls: (wall s, running, provisioned)
+                            "replica_samples": [(round(t, 3), r, p) for t, r, p in samples]})
 
 
-def _timeline(samples: list[tuple[float, int, int]], times: np.ndarray, status: np.ndarray,
+def replica_timeline(samples: list[tuple[float, int, int]], times: np.ndarray, status: np.ndarray,
               duration: float) -> pd.DataFrame:
     """Per-second arrivals, plus replica counts held from each poll to the next."""
     n = max(1, math.ceil(duration))

@@ -107,11 +107,14 @@ def plan(trace: RateTrace, config: SimConfig, peak_replicas: int | None = 40,
 
 
 def make_policy(name: str, p: Plan) -> SimPolicy:
-    """One of POLICIES (also "ray-default", "static:N")."""
+    """One of POLICIES (also "ray-default", "ours_reactive", "static:N")."""
     key = name.strip().lower().replace("-", "_")
     if key == "ours":
         return OursPolicy(p.min_replicas, p.max_replicas, scaling=p.ours_scaling(),
                           **p.ours_options)
+    if key == "ours_reactive":  # ours without the forecast (the reactive need alone)
+        return OursPolicy(p.min_replicas, p.max_replicas, scaling=p.ours_scaling(),
+                          **{**p.ours_options, "predictive": False}, name="ours_reactive")
     if key == "ray_default":
         return ray_default(p.min_replicas, p.max_replicas)
     if key == "static_peak":

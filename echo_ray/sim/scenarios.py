@@ -47,10 +47,12 @@ class Outcome:
     results: list[SimResult] = field(default_factory=list)
 
 
-def _ours(min_r: int, max_r: int, initial: int, cfg: SimConfig, **options) -> OursPolicy:
+def _ours(min_r: int, max_r: int, initial: int, cfg: SimConfig, serve_fields=None,
+          **options) -> OursPolicy:
     return OursPolicy(min_r, max_r, scaling={"target_latency_ms": cfg.slo_ms,
                                              "lead_time_s": cfg.startup_s},
-                      serve_fields={"initial_replicas": initial}, keep_records=True, **options)
+                      serve_fields={"initial_replicas": initial, **(serve_fields or {})},
+                      keep_records=True, **options)
 
 
 def _utilisation(result: SimResult, start_s: float = 0.0, end_s: float = math.inf) -> float:
@@ -208,7 +210,8 @@ def low_load(cfg: SimConfig, factor: float = 1.0) -> Outcome:
     per_replica = cfg.replica_rate * 0.7
     hi, lo, n0 = 10 * per_replica, 3.5 * per_replica, 10
     drop_at, after = 300 * factor, 900 * factor
-    policy = _ours(1, 20, n0, cfg)
+    # Serve's downscale delay (300 s) shrinks with the scenario, so a short run still sees it
+    policy = _ours(1, 20, n0, cfg, serve_fields={"downscale_delay_s": 300.0 * factor})
     r = run_events(RateTrace.steps([hi, lo], [drop_at, after]), policy, cfg)
     ev = r.events
     changes = ev[ev["t"] >= drop_at]

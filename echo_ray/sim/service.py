@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from echo_ray.autoscaling._checks import positive
+from echo_ray.checks import positive
 
 CALIBRATION_FORMAT = "echo-ray-calibration"
 CALIBRATION_VERSION = 1

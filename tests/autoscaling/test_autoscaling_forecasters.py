@@ -88,13 +88,13 @@ def test_moving_average_sum_does_not_drift():
 
 # ---- residual bookkeeping and intervals -------------------------------------------------------
 def test_residuals_are_the_errors_of_forecasts_made_h_steps_ago():
-    m = feed(Naive(max_horizon=3, min_residuals=1), [1.0, 2.0, 4.0, 7.0, 11.0])
+    m = feed(Naive(max_horizon=3, min_residuals=1, adapt_rate=0.0), [1.0, 2.0, 4.0, 7.0, 11.0])
     assert sorted(m.residuals(1)) == [1.0, 2.0, 3.0, 4.0]
     assert sorted(m.residuals(2)) == [3.0, 5.0, 7.0]  # 4-1, 7-2, 11-4
     assert sorted(m.residuals(3)) == [6.0, 9.0]  # 7-1, 11-2
     f = m.forecast(2)
     assert isinstance(f, Forecast) and f.point == 11.0 and f.n_residuals == 3
-    assert f.lower == pytest.approx(11.0 + np.quantile([3, 5, 7], 0.1))
+    assert f.lower == pytest.approx(11.0 + np.quantile([3, 5, 7], 0.1))  # uncalibrated levels
     assert f.upper == pytest.approx(11.0 + np.quantile([3, 5, 7], 0.9))
 
 
@@ -147,7 +147,7 @@ def test_intervals_cover_about_80_percent_on_a_stationary_noisy_series(make):
 def test_ensemble_weights_move_toward_the_accurate_model():
     kw = {"max_horizon": 3, "error_halflife": 20}
     ens = Ensemble([LinearTrend(window=5, **kw), MovingAverage(window=50, **kw), Naive(**kw)],
-                   **kw)
+                   halflives=(20,), **kw)
     rng = np.random.default_rng(1)
     ens.update(0.0)
     assert ens.weights(1) == pytest.approx({"linear": 1 / 3, "moving_average": 1 / 3,

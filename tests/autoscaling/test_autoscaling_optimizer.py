@@ -33,7 +33,8 @@ def optimizer(**cfg) -> ScalingOptimizer:
     ({"utilisation": 0.9}, "utilisation", 13),  # ceil(10 * 0.9 / 0.7)
     ({"p95_latency_ms": 450.0}, "p95_latency", 11),  # at least one more
     ({"error_rate": 0.06}, "error_rate", 11),
-    ({"queue_length": 51.0}, "queue_length", 11),
+    # a queue is drained within backlog_drain_s (60 s) flat out: (1 + 630000 / 60) / 1000
+    ({"queue_length": 630_000.0}, "queue_length", 11),
 ])
 def test_each_trigger_scales_up(kw, trigger, desired):
     d = optimizer().step(sample(**kw))
@@ -48,9 +49,10 @@ def test_thresholds_are_strict_and_quiet_normal_load_holds():
 
 
 def test_multiple_triggers_are_all_recorded():
-    d = optimizer().step(sample(utilisation=0.95, p95_latency_ms=900.0, queue_length=80.0))
+    d = optimizer().step(sample(utilisation=0.95, p95_latency_ms=900.0, queue_length=80.0,
+                                request_rate=9500.0))
     assert set(d.triggers) == {"utilisation", "p95_latency", "queue_length"}
-    assert d.desired_replicas == 14  # ceil(10 * 0.95 / 0.7)
+    assert d.desired_replicas == 14  # ceil(9500 / (1000 * 0.7)); the queue drains in 0.1 s
 
 
 # ---- cooldowns on the samples' clock ------------------------------------------------------
@@ -77,7 +79,7 @@ def test_scale_down_needs_a_sustained_quiet_spell():
 
 
 @pytest.mark.parametrize("breaker", [
-    {"utilisation": 0.35},  # above SCALE_DOWN_THRESHOLD
+    {"utilisation": 0.55},  # inside the band (above SCALE_DOWN_THRESHOLD)
     {"p95_latency_ms": 250.0},  # not well inside the 400 ms target (limit 200 ms)
     {"error_rate": 0.02},  # not well inside the 5% limit (limit 1%)
 ])
@@ -135,9 +137,9 @@ def test_a_bounds_correction_starts_no_cooldown():
     opt = optimizer(min_instances=1, max_instances=8, scale_up_cooldown_s=30.0)
     d = opt.step(sample(t=0.0, replicas=0, utilisation=0.0))
     assert d.action == "scale_up" and d.desired_replicas == 1 and d.triggers == ("min_instances",)
-    d = opt.step(sample(t=5.0, replicas=1, utilisation=3.0))
+    d = opt.step(sample(t=5.0, replicas=1, utilisation=3.0, request_rate=3000.0))
     assert d.action == "scale_up" and d.blocked_by is None
-    assert d.desired_replicas == 5  # ceil(1 * 3.0 / 0.7)
+    assert d.desired_replicas == 5  # ceil(3000 / (1000 * 0.7))
     # that one was asked for by the metrics: the cooldown runs from it
     d = opt.step(sample(t=20.0, replicas=5, utilisation=0.95))
     assert d.action == "hold" and d.blocked_by == "scale_up_cooldown"
@@ -145,8 +147,9 @@ def test_a_bounds_correction_starts_no_cooldown():
 
 def test_a_correction_that_load_takes_further_starts_the_cooldown():
     opt = optimizer(min_instances=2, max_instances=8, scale_up_cooldown_s=30.0)
-    d = opt.step(sample(t=0.0, replicas=1, utilisation=2.0))  # below min and overloaded
-    assert d.desired_replicas == 3 and "min_instances" in d.triggers  # ceil(1 * 2 / 0.7)
+    d = opt.step(sample(t=0.0, replicas=1, utilisation=2.0, request_rate=2000.0))  # below
+    # min and overloaded
+    assert d.desired_replicas == 3 and "min_instances" in d.triggers  # ceil(2000 / 700)
     d = opt.step(sample(t=10.0, replicas=3, utilisation=0.95))
     assert d.blocked_by == "scale_up_cooldown"
 
@@ -303,23 +306,23 @@ def test_history_is_bounded():
 
 
 # ---- config and input checks ------------------------------------------------------------------
-def test_config_from_env_reads_the_documented_names():
+def test_config_from_the_settings_reads_the_documented_names():
+    from echo_ray.settings import Settings
+
     env = {"SCALE_UP_THRESHOLD": "0.85", "SCALE_DOWN_THRESHOLD": "0.2", "MIN_INSTANCES": "2",
            "MAX_INSTANCES": "7", "TARGET_LATENCY_MS": "250", "SCALE_UP_COOLDOWN_S": "15",
            "REPLICA_CAPACITY_RPS": "", "UNRELATED": "x"}
-    cfg = ScalingConfig.from_env(env)
+    cfg = Settings.from_env(env).scaling.config()
     assert (cfg.scale_up_threshold, cfg.scale_down_threshold) == (0.85, 0.2)
     assert (cfg.min_instances, cfg.max_instances) == (2, 7)
     assert cfg.target_latency_ms == 250.0 and cfg.scale_up_cooldown_s == 15.0
     assert cfg.replica_capacity_rps is None and cfg.target_utilisation == 0.7
-    pref = ScalingConfig.from_env({"AGENTS_MAX_INSTANCES": "4"}, prefix="AGENTS_",
-                                  resource_type="agent")
-    assert pref.max_instances == 4 and pref.resource_type == "agent"
+    agents = Settings.from_env({"MAX_INSTANCES": "4"}).scaling.config(resource_type="agent")
+    assert agents.max_instances == 4 and agents.resource_type == "agent"
     assert ScalingConfig.from_dict(cfg.to_dict()) == cfg
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda: ScalingConfig.from_env({"MIN_INSTANCES": "two"}), "MIN_INSTANCES"),
     (lambda: ScalingConfig(min_instances=5, max_instances=3), "max_instances"),
     (lambda: ScalingConfig(scale_up_threshold=1.5), "scale_up_threshold"),
     (lambda: ScalingConfig(target_utilisation=0.9), "target_utilisation"),
@@ -366,15 +369,168 @@ def test_overloaded_samples_do_not_feed_the_measured_capacity():
 
 
 def test_a_backlog_while_replicas_start_is_sized_from_the_arrival_rate():
-    """Target 12 with 6 running: the queue those 6 build until the others arrive must not
-    push the target up when 12 serve the arrival rate; more rate does."""
+    """The high-load case: 6 running, overloaded; the need is the arrival rate's (10), not the
+    backlog's; the queue the 6 build until the others arrive must not push the target up
+    when 10 serve the arrival rate; more rate does."""
     opt = ScalingOptimizer(ScalingConfig(min_instances=1, max_instances=50,
                                          replica_capacity_rps=20.0, scale_up_cooldown_s=0.0))
-    d = opt.step(sample(t=0.0, request_rate=140.0, utilisation=1.6, replicas=6))
-    assert d.desired_replicas == 14  # ceil(6 * 1.6 / 0.7)
+    d = opt.step(sample(t=0.0, request_rate=140.0, utilisation=1.6, replicas=6,
+                        queue_length=400.0))
+    assert d.desired_replicas == 10  # ceil(140 / (20 * 0.7)), not ceil(6 * 1.6 / 0.7) = 14
     d = opt.step(sample(t=1.0, request_rate=140.0, utilisation=20.0, replicas=6,
                         queue_length=400.0, p95_latency_ms=5000.0))
-    assert d.desired_replicas == 14  # 140 / (20 * 0.7) = 10 <= 14: hold
+    assert d.desired_replicas == 10  # the backlog drains in 60 s with (140 + 400/60) / 20 = 8
+    big = ScalingOptimizer(ScalingConfig(min_instances=1, max_instances=50,
+                                         replica_capacity_rps=20.0))
+    d = big.step(sample(t=0.0, request_rate=140.0, utilisation=20.0, replicas=10,
+                        queue_length=4000.0, p95_latency_ms=5000.0))
+    assert d.desired_replicas == 11  # a big backlog: ceil((140 + 4000 / 60) / 20)
     d = opt.step(sample(t=2.0, request_rate=250.0, utilisation=20.0, replicas=6,
-                        queue_length=400.0, p95_latency_ms=5000.0))
+                        queue_length=400.0, p95_latency_ms=5000.0))  # a steady queue
     assert d.desired_replicas == 18  # ceil(250 / 14)
+
+
+# ---- one gate --------------------------------------------------------------------------------
+def test_serve_gated_has_no_cooldowns_and_measures_from_serves_target():
+    """Serve applies its delays: the optimizer's cooldowns and quiet window must not stack."""
+    opt = optimizer(serve_gated=True, scale_up_cooldown_s=30.0, scale_down_window_s=60.0,
+                    scale_down_cooldown_s=120.0)
+    assert opt.step(sample(t=0.0, utilisation=0.9, target_replicas=10)).desired_replicas == 13
+    d = opt.step(sample(t=1.0, utilisation=0.9, replicas=13, target_replicas=13))
+    assert d.action == "scale_up" and d.blocked_by is None and d.desired_replicas == 17
+    # one quiet sample is enough to answer lower: Serve's downscale_delay_s does the waiting
+    d = opt.step(sample(t=2.0, utilisation=0.1, replicas=17, target_replicas=17))
+    assert d.action == "scale_down" and d.desired_replicas == 3  # ceil(17 * 0.1 / 0.7)
+    # Serve has not applied it: its target is still 17, and a busy sample holds that
+    d = opt.step(sample(t=3.0, utilisation=0.6, replicas=17, target_replicas=17))
+    assert d.action == "hold" and d.desired_replicas == 17
+
+
+@pytest.mark.parametrize("util, down", [(0.45, True), (0.55, False), (0.75, False)])
+def test_hysteresis_band_scale_down_at_any_utilisation_below_it(util, down):
+    """The band is [scale_down_threshold 0.5, scale_up_threshold 0.8]: below it the target
+    shrinks to run at the target utilisation (inside the band), in it the target holds."""
+    opt = optimizer(scale_down_window_s=0.0, scale_down_cooldown_s=0.0)
+    d = opt.step(sample(utilisation=util, replicas=20, p95_latency_ms=50.0))
+    assert (d.action == "scale_down") is down
+    if down:  # ceil(20 * 0.45 / 0.7) = 13: 0.45 * 20 / 13 = 0.69, inside the band
+        assert d.desired_replicas == 13
+
+
+def test_a_dip_is_sized_by_the_quiet_spells_peak():
+    opt = optimizer(scale_down_window_s=30.0, scale_down_cooldown_s=0.0)
+    for t, util in ((0.0, 0.45), (10.0, 0.05), (20.0, 0.05)):
+        opt.step(sample(t=t, utilisation=util, replicas=20, p95_latency_ms=50.0))
+    d = opt.step(sample(t=30.0, utilisation=0.05, replicas=20, p95_latency_ms=50.0))
+    assert d.action == "scale_down" and d.desired_replicas == 13  # from 0.45, not 0.05
+
+
+def test_pure_decision_functions():
+    from echo_ray.autoscaling.optimizer import gate, predictive_need, rate_need
+
+    cfg = ScalingConfig(max_instances=20)
+    assert rate_need(140.0, 0.0, 20.0, cfg) == 10
+    assert rate_need(140.0, 6000.0, 20.0, cfg) == 12  # (140 + 100) / 20
+    assert predictive_need(None, 20.0, cfg) is None
+    f = Forecast(point=100.0, lower=90.0, upper=140.0, horizon=1, coverage=0.8,
+                 n_residuals=10, calibrated=True)
+    assert predictive_need(f, 20.0, cfg) == 10 and predictive_need(f, None, cfg) is None
+    assert gate(10, 30, cfg, 0.0, False, None, None) == (20, None, ())  # capped at the max
+    assert gate(20, 30, cfg, 0.0, False, None, None) == (20, "max_instances", ())
+    assert gate(10, 5, cfg, 0.0, False, None, None) == (10, None, ())  # not quiet: hold
+    assert gate(10, 5, cfg, 0.0, True, None, None) == (5, None, ("sustained_low_load",))
+    assert gate(10, 12, cfg, 10.0, False, 0.0, None)[1] == "scale_up_cooldown"
+
+
+# ---- ROI decides ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("violation_price, vetoed", [(10.0, False), (0.1, True)])
+def test_a_forecast_change_worth_less_than_it_costs_is_vetoed_and_recorded(violation_price,
+                                                                           vetoed):
+    """4 -> 29 replicas for a forecast of 180 req/s avoids 300 s of violation (worth
+    300 / 3600 x the price) for 25 x 300 replica-seconds (0.2 at 0.096 an hour)."""
+    opt = ScalingOptimizer(ScalingConfig(replica_capacity_rps=10.0, max_instances=30,
+                                         violation_cost_per_hour=violation_price,
+                                         roi_veto=True))
+    opt.set_forecast_override(Forecast(point=180.0, lower=170.0, upper=200.0, horizon=1,
+                                       coverage=0.8, n_residuals=0, calibrated=True))
+    d = opt.step(Sample(t=0.0, request_rate=20.0, utilisation=0.5, replicas=4))
+    assert d.cost.replica_seconds == 25 * 300.0
+    if vetoed:
+        assert d.action == "hold" and d.desired_replicas == 4 and d.blocked_by == "roi_veto"
+        assert d.cost.net < 0 and opt.history()[-1]["blocked_by"] == "roi_veto"
+    else:
+        assert d.action == "scale_up" and d.desired_replicas == 29 and d.cost.net > 0
+
+
+def test_measured_triggers_are_never_vetoed():
+    opt = ScalingOptimizer(ScalingConfig(replica_capacity_rps=1000.0, max_instances=100,
+                                         violation_cost_per_hour=0.0, roi_veto=True))
+    d = opt.step(sample(utilisation=0.9))
+    assert d.action == "scale_up" and d.blocked_by is None
+    off = ScalingOptimizer(ScalingConfig(replica_capacity_rps=10.0, max_instances=30,
+                                         violation_cost_per_hour=0.1))
+    off.set_forecast_override(Forecast(point=180.0, lower=170.0, upper=200.0, horizon=1,
+                                       coverage=0.8, n_residuals=0, calibrated=True))
+    assert off.step(Sample(t=0.0, request_rate=20.0, utilisation=0.5,
+                           replicas=4)).desired_replicas == 29  # veto off (the default)
+
+
+# ---- a real stop of the load scales down (issue 14's shrink) ----------------------------------
+def _after_the_load_stops(p95_under_load_ms: float) -> tuple[int, list]:
+    """Serve-gated optimizer and Serve's own delay rule, on the samples Serve's controller hands
+    ForecastPolicy after 12 clients on 3 replicas stop (the multi-node autoscaler test's
+    step): `total_num_requests` is a mean over `look_back_period_s` (30 s), so the
+    utilisation falls linearly from 1.4 to 0 over 30 s; each replica's p95 is over a 10 s
+    window, then averaged over the look-back too. Returns Serve's final target and its
+    changes."""
+    from ray.serve.autoscaling_policy import _apply_delay_logic
+    from ray.serve.config import AutoscalingConfig
+
+    cfg = ScalingConfig(min_instances=1, max_instances=3, serve_gated=True, lead_time_s=5.0,
+                        scale_down_window_s=10.0, target_latency_ms=400.0)
+    serve = AutoscalingConfig(min_replicas=1, max_replicas=3, target_ongoing_requests=2,
+                              upscale_delay_s=2, downscale_delay_s=10)
+    opt, state, target, changes = ScalingOptimizer(cfg), {}, 3, []
+    for k in range(240):  # two minutes of load, a sample every 0.5 s
+        opt.step(Sample(t=1000.0 + k / 2, request_rate=30.0, utilisation=1.4, replicas=3,
+                        ongoing_requests=12.0, p95_latency_ms=p95_under_load_ms,
+                        target_replicas=3))
+    look_back, stop = 30.0, 1120.0
+    for k in range(800):  # then 400 s without a request
+        t = stop + k / 2
+        a = t - stop
+        busy = max(0.0, 1.0 - a / look_back)
+        p95 = 1.0 if a < 10.0 else max(0.0, (look_back + 10.0 - a) / look_back)
+        rate = max(0.0, min(1.0, (look_back + 10.0 - a) / (look_back + 10.0)))
+        d = opt.step(Sample(t=t, request_rate=30.0 * rate, utilisation=1.4 * 3 / target * busy,
+                            replicas=target, ongoing_requests=12.0 * busy,
+                            p95_latency_ms=p95_under_load_ms * p95, target_replicas=target))
+        new, state = _apply_delay_logic(d.desired_replicas, target, serve, state, _now=t)
+        if new != target:
+            changes.append((round(a, 1), target, new))
+            target = new
+    return target, changes
+
+
+@pytest.mark.parametrize("p95_under_load_ms", [150.0, 250.0, 300.0, 1500.0])
+def test_a_real_stop_of_the_load_scales_down_to_the_minimum(p95_under_load_ms):
+    """Before the fix, the quiet spell's peak utilisation (its first quiet sample, just under
+    the band at 3 replicas) was kept for as long as the spell lasted: with a p95 that fell
+    below the quiet threshold before the utilisation did, the target stayed at 3 (or 2)
+    forever. The peak is now a load over the last scale_down_window_s."""
+    final, changes = _after_the_load_stops(p95_under_load_ms)
+    assert final == 1, changes
+    assert changes[-1][0] <= 60.0, changes  # within the look-back, the window and the delay
+
+
+def test_the_quiet_spells_peak_is_a_load_forgotten_after_the_window():
+    opt = optimizer(scale_down_window_s=10.0, scale_down_cooldown_s=0.0)
+    quiet = {"p95_latency_ms": 50.0}
+    opt.step(sample(t=0.0, utilisation=0.45, replicas=20, **quiet))  # load 9 replicas at 100%
+    assert opt.quiet_peak_load() == pytest.approx(9.0)
+    d = opt.step(sample(t=10.0, utilisation=0.05, replicas=20, **quiet))
+    assert d.desired_replicas == 13  # ceil(9 / 0.7): the peak is still in the window
+    opt.step(sample(t=15.0, utilisation=0.1, replicas=13, **quiet))  # load 1.3
+    d = opt.step(sample(t=20.5, utilisation=0.1, replicas=13, **quiet))
+    assert opt.quiet_peak_load() == pytest.approx(1.3)  # 9 left the window
+    assert d.desired_replicas == 2  # ceil(1.3 / 0.7)

@@ -17,36 +17,13 @@ from echo_ray.autoscaling.manager import ScalabilityManager
 from echo_ray.autoscaling.pool import AgentPool
 from echo_ray.dtesn import TreeSpec
 from echo_ray.waiting import wait_until
+from tests.support.gated_agents import Agent, Gate
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(180)]
 NAMESPACE = "echo_ray_tests_scaling"
 FAST = {"min_instances": 1, "scale_up_cooldown_s": 0.0, "scale_down_cooldown_s": 0.0,
         "scale_down_window_s": 10.0,  # seconds on the samples' clock
         "replica_capacity_rps": 100.0}  # so the (tiny) forecast load never holds a size up
-
-
-@ray.remote(num_cpus=0)
-class Gate:
-    def __init__(self) -> None:
-        import asyncio
-
-        self.event = asyncio.Event()
-
-    async def wait(self) -> None:
-        await self.event.wait()
-
-    def open(self) -> None:
-        self.event.set()
-
-
-@ray.remote(num_cpus=0)
-class Agent:
-    async def work(self, gate) -> str:
-        await gate.wait.remote()
-        return "done"
-
-    def ping(self) -> str:
-        return "pong"
 
 
 def dead(actor) -> bool:
@@ -60,7 +37,10 @@ def dead(actor) -> bool:
 @pytest.fixture
 def manager(ray_session):
     name = f"optimizer_{uuid.uuid4().hex[:8]}"
-    m = ScalabilityManager({"agent": {**FAST, "max_instances": 3, "price_per_replica_hour": 1.0},
+    # the agent pool's capacity is left to measure: its held calls say nothing about a rate, so
+    # it is sized by the utilisation rule (with a configured capacity: by the arrival rate)
+    m = ScalabilityManager({"agent": {**FAST, "max_instances": 3, "price_per_replica_hour": 1.0,
+                                      "replica_capacity_rps": None},
                             "dtesn_membrane": {**FAST, "max_instances": 8}},
                            optimizer_name=name, optimizer_namespace=NAMESPACE)
     yield m
@@ -140,7 +120,8 @@ def test_manager_configures_deployments_through_the_optimizer_actor(manager):
     config = manager.serve_autoscaling_config(upscale_delay_s=1.0)
     parsed = AutoscalingConfig(**config)
     kwargs = parsed.policy.policy_kwargs
-    assert parsed.max_replicas == 10 and kwargs["resource_type"] == "serve_replica"
+    # MAX_INSTANCES' one default (settings and ScalingConfig alike)
+    assert parsed.max_replicas == 4 and kwargs["resource_type"] == "serve_replica"
     assert kwargs["actor_name"] == manager.optimizer_name
     assert kwargs["actor_namespace"] == NAMESPACE
 

@@ -145,9 +145,14 @@ def test_policy_pushes_the_sample_and_config_for_the_thread():
     policy(context(ongoing=4.0))
     sample, config = policy.link.outbox[KEY]
     assert sample["ongoing_requests"] == 4.0
-    # bounds follow the deployment's autoscaling config; policy kwargs are kept
-    assert config == {"min_instances": 1, "max_instances": 5, "replica_capacity_rps": 10.0}
+    # bounds follow the deployment's autoscaling config; policy kwargs are kept; Serve gates;
+    # a quiet spell's peak is remembered for Serve's downscale delay (600 s: Serve's default)
+    assert config == {"min_instances": 1, "max_instances": 5, "replica_capacity_rps": 10.0,
+                      "serve_gated": True, "scale_down_window_s": 600.0}
     assert ScalingConfig.from_dict(config).max_instances == 5
+    policy = offline_policy(scale_down_window_s=10.0)
+    policy(context(ongoing=4.0))
+    assert policy.link.outbox[KEY][1]["scale_down_window_s"] == 10.0  # given: kept
 
 
 def test_policy_never_raises():

@@ -14,6 +14,7 @@ from ray import serve
 from echo_ray.autoscaling.actor import deployment_key, get_optimizer, get_or_create_optimizer
 from echo_ray.autoscaling.policy import forecast_autoscaling_config
 from echo_ray.autoscaling.replica_load import ReplicaLoad
+from echo_ray.waiting import wait_until
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 NAMESPACE = "echo_ray_tests_scaling"
@@ -46,13 +47,15 @@ def wait_for_replicas(app: str, n: int, what: str) -> float:
     """Bounded wait until `n` replicas run and the deployment is HEALTHY; returns seconds."""
     start = time.monotonic()
     seen = None
-    while time.monotonic() - start < WAIT_S:
+
+    def reached() -> bool:
+        nonlocal seen
         seen = running(app)
-        if seen == ("HEALTHY", n):
-            return time.monotonic() - start
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: after {WAIT_S}s the deployment is {seen}, wanted "
-                         f"('HEALTHY', {n})")
+        return seen == ("HEALTHY", n)
+
+    wait_until(reached, WAIT_S, lambda: f"{what}: ('HEALTHY', {n}) (last: {seen})",
+               interval_s=0.2)
+    return time.monotonic() - start
 
 
 def test_forecast_scales_up_and_down_and_a_dead_optimizer_falls_back(serve_session):
@@ -95,10 +98,8 @@ def test_forecast_scales_up_and_down_and_a_dead_optimizer_falls_back(serve_sessi
         # wants the minimum, so reaching 1 replica shows the policy fell back (and did not
         # raise: an exception in the policy stops the controller from scaling at all).
         ray.kill(actor, no_restart=True)
-        deadline = time.monotonic() + WAIT_S
-        while get_optimizer(actor_name, NAMESPACE) is not None:
-            assert time.monotonic() < deadline, "the killed actor's name was not released"
-            time.sleep(0.2)
+        wait_until(lambda: get_optimizer(actor_name, NAMESPACE) is None, WAIT_S,
+                   "the killed actor's name released", interval_s=0.2)
         wait_for_replicas(app, 1, "optimizer killed: reactive fallback")
         assert [client.get("/").text for _ in range(5)] == ["ok"] * 5
         assert running(app) == ("HEALTHY", 1)

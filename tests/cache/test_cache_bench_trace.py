@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import zstandard
 
-BENCH = Path(__file__).parents[2] / "benchmarks" / "bench_cache.py"
+from tests.support.benchmarks import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_cache", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_cache")
 
 
 TRACE = "a\nb\nc\na\nb\nd\na\nb\nc\nd\n" * 20
@@ -36,8 +31,8 @@ def test_user_trace_in_any_format(bench, tmp_path, compress):
     out = tmp_path / "out.json"
     assert bench.main(["--trace", str(path), "--size", "3", "--json", str(out)]) == 0
     row = json.loads(out.read_text())["hit_ratio"]["mine-3"]
-    assert set(row) == {"lru", "lfu", "fifo", "tinylfu", "cachetools_lru", "cachetools_lfu",
-                        "theine", "optimal"}
+    assert set(row) == {"lru", "lfu", "fifo", "arc", "tinylfu", "tinylfu_climb",
+                        "cachetools_lru", "cachetools_lfu", "theine", "optimal"}
     assert row["lru"] == row["cachetools_lru"]
     assert all(0 <= v <= row["optimal"] for v in row.values())
 
@@ -62,3 +57,12 @@ def test_bad_arguments(bench, tmp_path):
         bench.main(["--trace", str(tmp_path / "missing"), "--size", "3"])
     with pytest.raises(SystemExit):
         bench.main(["--size", "3"])
+    with pytest.raises(SystemExit):
+        bench.main(["--suite", "--trace", str(tmp_path / "t"), "--size", "3"])
+
+
+def test_target_check(bench):
+    row = {"lru": 30.0, "theine": 40.0, "arc": 45.0, "tinylfu": 39.5}
+    assert bench.target_check(row, recency_heavy=False) == {"need": 39.0, "met": True}
+    assert bench.target_check(row, recency_heavy=True)["met"] is False  # 5.5 below ARC
+    assert bench.target_check({**row, "tinylfu": 29.9}, False)["met"] is False

@@ -9,6 +9,7 @@ import pytest
 
 from echo_ray.cache import CacheConfig, MultiLevelCache
 from echo_ray.cache.entry import pack_entry
+from echo_ray.settings import Settings
 
 
 @pytest.fixture
@@ -158,29 +159,29 @@ def test_config_from_env():
     env = {"MAX_CACHE_MEMORY_MB": "64", "DEFAULT_TTL_SECONDS": "10", "EVICTION_POLICY": "TinyLFU",
            "ENABLE_COMPRESSION": "false", "REDIS_URL": "redis://127.0.0.1:1/0",
            "CACHE_DIR": "/tmp/x", "CACHE_NAMESPACE": "ns1", "CACHE_L2_MIN_BYTES": "2048"}
-    config = CacheConfig.from_env(env)
+    config = Settings.from_env(env).cache_config()
     assert (config.max_memory_mb, config.default_ttl, config.eviction_policy) == (64, 10, "tinylfu")
     assert config.enable_compression is False and config.l1_bytes == 64 * 2**20
     assert (config.redis_url, config.cache_dir, config.namespace) == (
         "redis://127.0.0.1:1/0", "/tmp/x", "ns1")
-    defaults = CacheConfig.from_env({})
+    defaults = Settings.from_env({}).cache_config()
     assert (defaults.max_memory_mb, defaults.default_ttl_seconds, defaults.eviction_policy,
             defaults.enable_compression, defaults.redis_url) == (512, 300, "lru", True, None)
     assert defaults.cache_dir.endswith("echo-ray/cache")  # embedded default: L3 on disk
-    assert CacheConfig.from_env({"CACHE_DIR": "off"}).cache_dir is None
+    assert Settings.from_env({"CACHE_DIR": "off"}).cache_config().cache_dir is None
     assert defaults.l2_min_bytes == 1024 and defaults.l2_min_saving == 0.2
 
 
 @pytest.mark.parametrize("env, match", [
     ({"MAX_CACHE_MEMORY_MB": "lots"}, "MAX_CACHE_MEMORY_MB"),
     ({"ENABLE_COMPRESSION": "maybe"}, "ENABLE_COMPRESSION"),
-    ({"EVICTION_POLICY": "arc"}, "eviction_policy"),
+    ({"EVICTION_POLICY": "clock"}, "eviction_policy"),
     ({"CACHE_NAMESPACE": "a:b"}, "namespace"),
     ({"DEFAULT_TTL_SECONDS": "-1"}, "default_ttl_seconds"),
 ])
 def test_config_bad_env(env, match):
     with pytest.raises(ValueError, match=match):
-        CacheConfig.from_env(env)
+        Settings.from_env(env).cache_config()
 
 
 def test_entry_format_is_codec_bytes():

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from echo_ray.cache.eviction import (
     POLICIES,
-    CountMinSketch,
     FIFOPolicy,
+    FrequencyCounter,
     LFUPolicy,
     LRUPolicy,
     TinyLFUPolicy,
@@ -97,7 +97,7 @@ def test_ttl_expired_entries_are_never_returned(clock):
     assert p.expirations == 2 and p.evictions == 0 and len(p) == 0
 
 
-@pytest.mark.parametrize("name", ["lru", "lfu", "fifo", "tinylfu"])
+@pytest.mark.parametrize("name", ["lru", "lfu", "fifo", "tinylfu", "arc"])
 def test_every_policy_honours_per_item_ttl(name, clock):
     p = make_policy(name, maxsize=10, clock=clock)
     p.put("k", "v", ttl=1.0)
@@ -138,11 +138,12 @@ def test_tinylfu_rejects_a_one_hit_wonder():
 
 
 def test_tinylfu_admits_a_candidate_used_more_than_the_victim():
-    p = TinyLFUPolicy(maxsize=100, doorkeeper=False)
+    p = TinyLFUPolicy(maxsize=100)
     for i in range(100):
         p.put(i, i)
     for _ in range(5):
         p.sketch.increment("newcomer")
+    p.sketch.flush()
     p.put("newcomer", 1)
     p.put("pusher", 2)
     assert "newcomer" in p  # it beat the probation victim (frequency 1)
@@ -161,23 +162,44 @@ def test_tinylfu_regions_are_bounded():
     assert p._protected_weight <= p.protected_capacity
 
 
-def test_count_min_sketch_counts_saturates_and_halves():
-    s = CountMinSketch(64)
+def test_frequency_counter_counts_saturates_and_halves():
+    s = FrequencyCounter(64, sample_factor=1000)  # batches of 1,000: no flush below
     for _ in range(20):
         s.increment("a")
     for _ in range(3):
         s.increment("b")
-    assert s.estimate("a") == 15  # 4-bit style saturation
-    assert s.estimate("b") >= 3 and s.estimate("never") <= 1
+    s.increment("c")
+    assert s.estimate("a") == 0  # increments reach the counts in batches
+    s.flush()
+    assert s.estimate("a") == 15  # capped like Caffeine's 4-bit counters
+    assert s.estimate("b") == 3 and s.estimate("c") == 1 and s.estimate("never") == 0
     s.reset()
-    assert s.estimate("a") == 7 and s.estimate("b") >= 1
+    assert s.estimate("a") == 7 and s.estimate("b") == 1
+    assert s.estimate("c") == 0 and len(s) == 2  # a count halved to 0 is forgotten
 
 
-def test_sketch_halves_after_sample_size():
-    s = CountMinSketch(16, sample_factor=1, doorkeeper=True)
-    for i in range(s.sample_size + 1):
-        s.increment(i)
+def test_frequency_counter_halves_after_sample_size():
+    s = FrequencyCounter(16, sample_factor=1)
+    for i in range(s.sample_size + s.batch):
+        s.increment(i % 4)
     assert s.resets >= 1
+    assert s.additions < s.sample_size
+
+
+def test_frequency_counter_batches_give_the_sequential_counts():
+    """Batched increments, once flushed, give the counts sequential capped increments give."""
+    import random
+
+    s = FrequencyCounter(64, sample_factor=1000)  # no halving inside this test
+    rng = random.Random(3)
+    keys = [rng.randrange(200) for _ in range(3000)]
+    expected: dict[int, int] = {}
+    for k in keys:
+        expected[k] = expected.get(k, 0) + 1
+        s.increment(k)
+    assert s.batch < len(keys)  # several flushes happened on the way
+    s.flush()
+    assert all(s.estimate(k) == min(15, c) for k, c in expected.items())
 
 
 def test_byte_capacity_and_oversized_items():
@@ -220,7 +242,7 @@ def test_bad_construction(kwargs, match):
 
 def test_bad_arguments():
     with pytest.raises(ValueError, match="eviction policy must be one of"):
-        make_policy("arc", maxsize=3)
+        make_policy("nope", maxsize=3)
     with pytest.raises(ValueError, match="ttl"):
         LRUPolicy(maxsize=3).put("a", 1, ttl=-1)
     with pytest.raises(ValueError, match="ttl"):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from echo_ray.cache import CacheConfig, MultiLevelCache
 from echo_ray.cache.entry import pack_entry, unpack_entry
 from echo_ray.cache.tiers.redis_tier import RedisTier
+from echo_ray.waiting import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -141,15 +140,12 @@ def test_redis_stopped_mid_test_no_exception_and_recovery(redis_server, redis_cl
         assert stats["last_error"]
     finally:
         redis_server.start()
-    deadline = time.monotonic() + 15
-    recovered = False
-    while time.monotonic() < deadline:
+
+    def recovered() -> bool:
         cache.put("after", "v3")
-        if cache.l4.available and redis_client.exists(f"echo_ray:cache:{namespace}:after"):
-            recovered = True
-            break
-        time.sleep(0.05)
-    assert recovered, cache.stats()["tiers"]["l4"]
+        return cache.l4.available and bool(redis_client.exists(f"echo_ray:cache:{namespace}:after"))
+
+    wait_until(recovered, 15, lambda: f"L4 back after the restart ({cache.stats()['tiers']['l4']})")
     assert cache.l4.reconnects >= 1
     cache.l1.clear()
     assert cache.get("after") == "v3"  # read back through Redis

@@ -167,7 +167,7 @@ def _put_l2(tier, key, ttl, tags=()):
     (lambda clock, policy: CompressedTier(max_bytes=1 << 20, policy=policy, min_bytes=0,
                                           clock=clock), _put_l2),
 ], ids=["l1", "l2"])
-@pytest.mark.parametrize("policy", ["lru", "lfu", "fifo", "tinylfu", "ttl"])
+@pytest.mark.parametrize("policy", ["lru", "lfu", "fifo", "tinylfu", "ttl", "arc"])
 def test_in_process_tiers_drop_expired_entries_without_reading_them(make, put, policy, clock):
     """A long-running process writes entries that nobody reads again: writes of other keys
     purge them in bounded batches (soonest deadline first), tags included; live ones stay."""

@@ -10,26 +10,14 @@ from scipy.stats import spearmanr
 from echo_ray.cache import codec
 from echo_ray.cognitive import LocalEngines, process
 from echo_ray.cognitive.models import MAX_AGENTS, MAX_OBS_DIM
-
-
-def trajectory(rng, skill, jitter, steps=40):
-    """A 2-d walker heading for the origin: `skill` in [0, 1] sets how straight it goes,
-    `jitter` in [0, 1] how much noise it adds. Observations: position and scaled velocity."""
-    p = rng.uniform(-1, 1, 2)
-    p /= np.linalg.norm(p)
-    obs = []
-    for _ in range(steps):
-        v = 0.05 * skill * (-p / max(np.linalg.norm(p), 1e-6)) + 0.03 * jitter * rng.standard_normal(2)
-        p = p + v
-        obs.append([p[0], p[1], 25 * v[0], 25 * v[1]])
-    return np.array(obs).tolist()
+from tests.support.workloads import walker
 
 
 def examples(rng, n):
     out = []
     for _ in range(n):
         skill, jitter = rng.uniform(0, 1), rng.uniform(0, 1)
-        out.append({"trajectory": trajectory(rng, skill, jitter),
+        out.append({"trajectory": walker(rng, skill, jitter),
                     "scores": {"progress": skill, "calm": -jitter}})
     return out
 
@@ -62,7 +50,7 @@ def test_recovers_planted_ranking_per_criterion(trained, engines, criterion):
     agents = []
     for k in range(10):
         skill, jitter = (planted[k], other[k]) if criterion == "progress" else (other[k], planted[k])
-        agents.append({"id": f"a{k}", "trajectory": trajectory(rng, skill, jitter)})
+        agents.append({"id": f"a{k}", "trajectory": walker(rng, skill, jitter)})
     out = process("agent_evaluation", {"agents": agents}, state, engines)
     assert not out.changed
     ranking = out.result["rankings"][criterion]
@@ -77,7 +65,7 @@ def test_recovers_planted_ranking_per_criterion(trained, engines, criterion):
 def test_overall_ranking_weights_the_criteria(trained, engines):
     state, _, _, rng = trained
     level = np.linspace(0, 1, 8)
-    agents = [{"id": f"a{k}", "trajectory": trajectory(rng, level[k], 1 - level[k])}
+    agents = [{"id": f"a{k}", "trajectory": walker(rng, level[k], 1 - level[k])}
               for k in range(8)]
     out = process("agent_evaluation", {"agents": agents}, state, engines).result
     order = [r["id"] for r in out["overall"]]
@@ -97,7 +85,7 @@ def test_overall_ranking_weights_the_criteria(trained, engines):
 def test_deterministic_and_codec_round_trip():
     rng = np.random.default_rng(5)
     payload = {"examples": examples(rng, 12),
-               "agents": [{"id": "x", "trajectory": trajectory(rng, 0.5, 0.5)}]}
+               "agents": [{"id": "x", "trajectory": walker(rng, 0.5, 0.5)}]}
     a, b = {}, {}
     ra = process("agent_evaluation", payload, a, LocalEngines()).result
     rb = process("agent_evaluation", payload, b, LocalEngines()).result
@@ -112,7 +100,7 @@ def test_deterministic_and_codec_round_trip():
 def test_semantic_errors_store_nothing(trained, engines):
     state, _, _, rng = trained
     before = codec.encode(state)
-    good = trajectory(rng, 0.5, 0.5)
+    good = walker(rng, 0.5, 0.5)
     cases = [
         ({"agents": [{"id": "a", "trajectory": [[0.0, 1.0]] * 5}]},
          r"agents\[0\]\.trajectory has observations of dimension 2, but this session's "

@@ -13,9 +13,9 @@ from echo_ray.cognitive.encoding import (
     states_matrix,
     text_inputs,
 )
-from echo_ray.cognitive.ridge import RIDGE_GRID, fit_ridge_loo, predict
 from echo_ray.dtesn import TreeSpec
 from echo_ray.dtesn.engine import LocalEngine
+from echo_ray.dtesn.readout import RIDGE_GRID, fit_ridge_loo, predict
 
 
 def test_text_inputs_are_fixed_unit_vectors_per_character():

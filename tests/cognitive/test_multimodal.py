@@ -10,16 +10,7 @@ from echo_ray.cache import codec
 from echo_ray.cognitive import LocalEngines, process
 from echo_ray.cognitive.models import MAX_MODALITIES, MAX_MODALITY_WIDTH
 from echo_ray.cognitive.multimodal import ROOT_UNITS, engine_spec
-
-
-def sample(rng, a, b, modalities):
-    """Modality 'a': a noisy 10-step level a; modality 'b': a 3-d vector whose first entry is b."""
-    s = {}
-    if "a" in modalities:
-        s["a"] = {"series": (a + 0.1 * rng.standard_normal((10, 1))).tolist()}
-    if "b" in modalities:
-        s["b"] = {"vector": [b] + rng.uniform(-1, 1, 2).tolist()}
-    return s
+from tests.support.workloads import modal_sample
 
 
 def test_fused_prediction_beats_each_single_modality(engines):
@@ -32,7 +23,7 @@ def test_fused_prediction_beats_each_single_modality(engines):
     nrmse = {}
     for modalities in (("a",), ("b",), ("a", "b")):
         srng = np.random.default_rng(4)
-        samples = [sample(srng, a[k], b[k], modalities) for k in range(n_train + n_test)]
+        samples = [modal_sample(srng, a[k], b[k], modalities) for k in range(n_train + n_test)]
         state: dict = {}
         train = process("multi_modal", {"op": "train", "samples": samples[:n_train],
                                         "targets": y[:n_train].tolist()}, state, engines)
@@ -106,7 +97,7 @@ def test_multi_output_targets_deterministic_and_codec_round_trip():
 def test_semantic_errors_store_nothing(engines):
     rng = np.random.default_rng(2)
     state: dict = {}
-    samples = [sample(rng, 0.5, 0.5, ("a", "b")) for _ in range(5)]
+    samples = [modal_sample(rng, 0.5, 0.5, ("a", "b")) for _ in range(5)]
     process("multi_modal", {"op": "train", "samples": samples, "targets": [1.0] * 5}, state, engines)
     before = codec.encode(state)
     cases = [

@@ -1,12 +1,12 @@
 """A live echo-ray of our own for the ops tests: `ray start --head` on free ports in a
 private temp dir, deployments/serve_config.yaml deployed through the CLI (see
-echo_ray/ops/testing.py). Separate from the session's `ray_session` cluster."""
+tests/support/live_app.py). Separate from the session's `ray_session` cluster."""
 
 from __future__ import annotations
 
 import pytest
 
-from echo_ray.ops.testing import shared_live_app, stop_shared
+from tests.support.live_app import shared_live_app, stop_shared
 
 
 @pytest.fixture(scope="session")

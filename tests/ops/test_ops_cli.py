@@ -40,6 +40,7 @@ def test_deploy_without_a_cluster_fails_fast_with_a_message():
     assert f"no Ray cluster answers at 127.0.0.1:{port}" in " ".join(done.stdout.split())
 
 
+@pytest.mark.cluster
 def test_deploy_of_a_broken_config_is_refused_and_changes_nothing(live_app, tmp_path):
     broken = yaml.safe_load(live_app.config_path.read_text())
     broken["applications"][0]["deployments"][1]["autoscaling_config"]["max_replica"] = 9
@@ -68,6 +69,7 @@ serve.run(Probe.bind(), name="ops-probe", route_prefix="/ops-probe")
 """
 
 
+@pytest.mark.cluster
 @pytest.mark.timeout(240)
 def test_stop_app_removes_only_that_app_and_address_wins(live_app, tmp_path):
     script = tmp_path / "probe.py"
@@ -91,6 +93,7 @@ def test_stop_app_removes_only_that_app_and_address_wins(live_app, tmp_path):
     assert "no-such-app" in missing.stdout and "echo-ray" in missing.stdout
 
 
+@pytest.mark.cluster
 @pytest.mark.timeout(240)
 def test_start_on_a_running_cluster_deploys_and_waits_until_it_serves(live_app):
     port = live_app.base_url.rsplit(":", 1)[1]

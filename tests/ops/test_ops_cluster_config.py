@@ -123,3 +123,14 @@ def test_missing_file_mount_source_fails():
     broken["file_mounts"] = {"~/echo-ray": "no-such-checkout"}
     with pytest.raises(ValueError, match="file_mounts"):
         check_cluster_config(broken, root=ROOT)
+
+
+def test_a_mount_that_holds_a_virtualenv_fails(tmp_path):
+    """`ray up` hashes every file of a mount on each run (rsync_exclude or not): a checkout
+    mounted whole reads its .venv, and a dangling symlink there fails `ray up`."""
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    broken = load(AWS)
+    broken["file_mounts"] = {"~/echo-ray": str(tmp_path)}
+    with pytest.raises(ValueError, match="virtualenv"):
+        check_cluster_config(broken, root=ROOT)

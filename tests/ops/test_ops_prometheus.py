@@ -138,6 +138,7 @@ def targets(url: str) -> list:
     return [(t["scrapeUrl"], t["health"], t["lastError"]) for t in data]
 
 
+@pytest.mark.cluster
 @pytest.mark.timeout(300)
 def test_prometheus_scrapes_our_metrics_and_evaluates_our_rules(live_app, prometheus):
     series = [0.1, 0.4, 0.9, 0.4] * 8
@@ -211,6 +212,7 @@ def panel_has_data(prometheus: str, title: str) -> None:
                f"data for panel {title!r}", lambda: f"queries {exprs}")
 
 
+@pytest.mark.cluster
 @pytest.mark.timeout(300)
 def test_prometheus_sees_the_optimizers_scaling_metrics(live_app, prometheus):
     """The ForecastPolicy in the Serve controller feeds the optimizer actor twice a second;

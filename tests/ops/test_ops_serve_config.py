@@ -31,7 +31,7 @@ def worker(cfg: dict) -> dict:
 def test_config_passes_the_strict_checks_and_names_our_parts():
     schema = load_serve_config(SERVE)
     (app,) = schema.applications
-    assert app.import_path == "echo_ray.app:app"
+    assert app.import_path == "echo_ray.app:build_app"
     w = worker(config())
     assert w["autoscaling_config"]["policy"]["policy_function"] == POLICY_PATH
     assert w["request_router_config"]["request_router_class"] == ROUTER_CLASS_PATH
@@ -40,10 +40,10 @@ def test_config_passes_the_strict_checks_and_names_our_parts():
 def test_deployment_names_exist_in_the_app():
     from ray.serve._private.build_app import build_app
 
-    from echo_ray.app import app
+    from echo_ray.app import build_app as echo_app
 
-    built = {d.name for d in build_app(app, name="check").deployments}
     (app_cfg,) = config()["applications"]
+    built = {d.name for d in build_app(echo_app(app_cfg["args"]), name="check").deployments}
     assert {d["name"] for d in app_cfg["deployments"]} == built
 
 
@@ -56,9 +56,13 @@ BROKEN = {
     "unknown routing strategy": lambda c: worker(c)["request_router_config"]
     ["request_router_kwargs"].update(strategy="fastest"),
     "bad env value": lambda c: c["applications"][0]["runtime_env"]["env_vars"]
-    .update(CACHE_TTL_SECONDS="soon"),
+    .update(SCALE_UP_THRESHOLD="high"),
     "unquoted env value": lambda c: c["applications"][0]["runtime_env"]["env_vars"]
     .update(CACHE_TTL_SECONDS=300),
+    "bad builder arg": lambda c: c["applications"][0]["args"]["service"]
+    .update(cache_ttl_s="soon"),
+    "unknown builder arg": lambda c: c["applications"][0]["args"]["sessions"]
+    .update(ttl=60),
     "negative max_ongoing_requests": lambda c: worker(c).update(max_ongoing_requests=-1),
     "typo in actor options": lambda c: worker(c)["ray_actor_options"].update(num_cpu=1),
     "typo at the top": lambda c: c.update(http_option={"port": 1}),
@@ -83,6 +87,7 @@ def test_serve_itself_would_accept_a_typo_that_we_reject():
         "applications[0].deployments[1].autoscaling_config.max_replica"]
 
 
+@pytest.mark.cluster
 @pytest.mark.timeout(300)
 def test_deployed_config_answers_and_runs_our_policy_and_router(live_app):
     with httpx.Client(base_url=live_app.base_url, timeout=120) as client:
@@ -103,7 +108,8 @@ def test_deployed_config_answers_and_runs_our_policy_and_router(live_app):
     running = app["deployments"]["CognitiveWorker"]["deployment_config"]
     wanted = worker(config())
     assert running["autoscaling_config"]["policy"] == wanted["autoscaling_config"]["policy"]
-    assert running["autoscaling_config"]["max_replicas"] == 4
+    assert running["autoscaling_config"]["max_replicas"] == \
+        wanted["autoscaling_config"]["max_replicas"]
     router = running["request_router_config"]
     assert router["request_router_class"] == ROUTER_CLASS_PATH
     assert router["request_router_kwargs"] == {"strategy": "power_of_two"}

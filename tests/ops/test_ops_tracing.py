@@ -95,6 +95,7 @@ def test_spans_are_exported_over_otlp_to_a_collector():
     assert service == {"echo-ray"}
 
 
+@pytest.mark.cluster
 @pytest.mark.timeout(180)
 def test_one_request_yields_one_connected_trace(live_app):
     assert live_app.spans_dir is not None

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from private_redis import wait_until
 
 from echo_ray.cache.codec import encode
-from echo_ray.service.journal import JournaledSessionStore
-from echo_ray.service.sessions import (
+from echo_ray.sessions import (
+    JournaledSessionStore,
     RedisSessionStore,
     SessionNotFound,
     StoreUnavailable,
     VersionConflict,
 )
+from echo_ray.waiting import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -142,8 +142,8 @@ def test_another_process_sees_journalled_sessions(durable_redis, tmp_path, ns, o
     """The ingress and the workers are separate processes: one journals, another reads."""
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from echo_ray.service.journal import JournaledSessionStore
-        from echo_ray.service.sessions import RedisSessionStore
+        from echo_ray.sessions import JournaledSessionStore
+        from echo_ray.sessions import RedisSessionStore
         s = JournaledSessionStore(RedisSessionStore({durable_redis.url!r}, ttl_s=600,
                                   namespace={ns!r}), Path({str(tmp_path)!r}))
         sid = s.create().id

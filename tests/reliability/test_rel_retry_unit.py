@@ -13,9 +13,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from echo_ray.service.errors import ApiError
 from echo_ray.service.ingress import IngressImpl
-from echo_ray.service.sessions import EmbeddedSessionStore
-from echo_ray.service.settings import ServiceSettings
 from echo_ray.service.stats import RequestStats
+from echo_ray.sessions import EmbeddedSessionStore
 
 
 class DyingWorker:
@@ -37,7 +36,7 @@ class DyingWorker:
 
 def ingress(worker, store):
     return SimpleNamespace(worker=worker, store=store, stats=RequestStats(export=False),
-                           settings=ServiceSettings(), _nothing_stored=None)
+                           retry_after_s=1, _nothing_stored=None)
 
 
 def call(fake, session_id=None, version=None):

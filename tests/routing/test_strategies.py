@@ -197,16 +197,20 @@ def test_power_of_two_picks_less_loaded_of_two_samples():
 
 # -- registry / LB_STRATEGY --------------------------------------------------------------
 def test_lb_strategy_env_default_and_override():
-    assert resolve_strategy_name(environ={}) == DEFAULT_STRATEGY == "power_of_two"
-    assert resolve_strategy_name(environ={"LB_STRATEGY": "Least_Connections"}) \
+    from echo_ray.settings import Settings
+
+    assert resolve_strategy_name() == DEFAULT_STRATEGY == "power_of_two"
+    assert Settings.from_env({}).routing.strategy == DEFAULT_STRATEGY
+    assert Settings.from_env({"LB_STRATEGY": "Least_Connections"}).routing.strategy \
         == "least_connections"
-    assert resolve_strategy_name("weighted", environ={"LB_STRATEGY": "round_robin"}) \
-        == "weighted"
+    assert resolve_strategy_name("weighted") == "weighted"
 
 
 def test_invalid_lb_strategy_lists_valid_ones():
+    from echo_ray.settings import Settings
+
     with pytest.raises(ValueError) as err:
-        resolve_strategy_name(environ={"LB_STRATEGY": "fastest"})
+        Settings.from_env({"LB_STRATEGY": "fastest"})
     message = str(err.value)
     assert "LB_STRATEGY='fastest'" in message
     assert all(name in message for name in STRATEGIES)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from secure_app import API_TOKEN, AUTH, BODY_LIMIT
+
+from tests.support.serve_app import API_TOKEN, AUTH, BODY_LIMIT
 
 pytestmark = pytest.mark.ray
 # (method, path, json body) for every route the app serves
@@ -113,16 +114,16 @@ def test_echo_rays_own_http_clients_send_the_token(secure_app, monkeypatch, tmp_
     """`make run`'s readiness poll, `echo-ray calibrate` and `echo-ray replay` send
     `Authorization: Bearer $ECHO_RAY_API_TOKEN` when it is set (else the poll never sees
     ready and every calibration or replay request is a 401)."""
-    from echo_ray.launch import wait_ready
+    from echo_ray.ops.deploy import wait_http_ready
     from echo_ray.sim.arrivals import RateTrace
     from echo_ray.sim.calibrate import calibrate
     from echo_ray.sim.replay import ReplayRequest, replay
 
     monkeypatch.delenv("ECHO_RAY_API_TOKEN", raising=False)
-    with pytest.raises(SystemExit, match="did not become ready"):
-        wait_ready(secure_app, timeout_s=1.0)  # 401 all along
+    with pytest.raises(TimeoutError, match="HTTP 401|not ready"):
+        wait_http_ready(f"{secure_app}/readyz", timeout_s=1.0)  # 401 all along
     monkeypatch.setenv("ECHO_RAY_API_TOKEN", API_TOKEN)
-    wait_ready(secure_app, timeout_s=60.0)  # returns once /readyz answers 200
+    wait_http_ready(f"{secure_app}/readyz", timeout_s=60.0)  # returns once /readyz answers 200
     doc = calibrate(secure_app, tmp_path / "cal.json", n=2, types=["membrane_evolution"],
                     warmup=0)
     assert doc["types"]["membrane_evolution"]["errors"] == 0, doc

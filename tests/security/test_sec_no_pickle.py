@@ -14,13 +14,13 @@ import pytest
 
 from echo_ray.cache import CacheConfig, MultiLevelCache
 from echo_ray.cache.codec import CodecError, decode
-from echo_ray.service.journal import JournaledSessionStore
-from echo_ray.service.sessions import (
+from echo_ray.service.worker import CognitiveProcessor
+from echo_ray.sessions import (
     EmbeddedSessionStore,
+    JournaledSessionStore,
     RedisSessionStore,
     SessionCorrupt,
 )
-from echo_ray.service.worker import CognitiveProcessor
 
 
 class Detonator:
@@ -71,6 +71,7 @@ def test_embedded_store_refuses_a_pickle_in_sqlite(tmp_path, payloads, marker):
     assert not marker.exists()
 
 
+@pytest.mark.redis
 def test_redis_store_refuses_a_pickle_in_redis(redis_server, payloads, marker):
     store = RedisSessionStore(redis_server.url, namespace=f"p{uuid.uuid4().hex[:8]}")
     sid = store.create().id
@@ -82,7 +83,7 @@ def test_redis_store_refuses_a_pickle_in_redis(redis_server, payloads, marker):
 
 
 def test_journal_refuses_a_pickle_in_its_rows(tmp_path, payloads, marker):
-    from redis_server import free_port
+    from echo_ray.ops.localcluster import free_port
 
     # Redis is down (nothing listens there), so the rows stay in the journal and are read
     down = RedisSessionStore(f"redis://127.0.0.1:{free_port()}/0")
@@ -101,9 +102,9 @@ def test_journal_refuses_a_pickle_in_its_rows(tmp_path, payloads, marker):
 
 def test_worker_answers_a_clear_error_for_a_planted_pickle(tmp_path, payloads, marker):
     from echo_ray.service.engines import EngineCache
-    from echo_ray.service.settings import ServiceSettings
+    from echo_ray.settings import Settings
 
-    proc = CognitiveProcessor(ServiceSettings(session_dir=tmp_path / "sessions"),
+    proc = CognitiveProcessor(Settings.from_env({}, paths={"data_dir": tmp_path}),
                               EngineCache(use_actors=False))
     sid = proc.store.create().id
     db = sqlite3.connect(proc.store.path)
@@ -117,6 +118,7 @@ def test_worker_answers_a_clear_error_for_a_planted_pickle(tmp_path, payloads, m
     assert not marker.exists()
 
 
+@pytest.mark.redis
 def test_result_cache_refuses_pickles_on_disk_and_in_redis(redis_server, tmp_path, payloads,
                                                            marker):
     ns = f"p{uuid.uuid4().hex[:8]}"

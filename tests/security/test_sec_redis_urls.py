@@ -4,16 +4,17 @@ print the password or the API token."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from urllib.parse import quote
 
 import pytest
-from private_redis import PrivateRedis, redis_has_tls, wait_until
 
 from echo_ray.cache import CacheConfig, MultiLevelCache
-from echo_ray.service.journal import JournaledSessionStore
-from echo_ray.service.sessions import RedisSessionStore, StoreUnavailable
-from echo_ray.service.settings import ServiceSettings, redact_url
+from echo_ray.sessions import JournaledSessionStore, RedisSessionStore, StoreUnavailable
+from echo_ray.settings import Settings, redact_url
+from echo_ray.waiting import wait_until
+from tests.support.redis_server import RedisServer, redis_has_tls
 
 pytestmark = pytest.mark.redis
 PASSWORD = "s3cret/with:odd@chars"
@@ -21,7 +22,7 @@ PASSWORD = "s3cret/with:odd@chars"
 
 @pytest.fixture(scope="module")
 def locked_redis():
-    server = PrivateRedis(password=PASSWORD)
+    server = RedisServer(password=PASSWORD)
     server.start()
     yield server
     server.stop()
@@ -31,7 +32,7 @@ def locked_redis():
 def tls_redis():
     if not redis_has_tls():
         pytest.skip("this redis-server was built without TLS")
-    server = PrivateRedis(password=PASSWORD, tls=True)
+    server = RedisServer(password=PASSWORD, tls=True)
     server.start()
     yield server
     server.stop()
@@ -111,15 +112,17 @@ def test_result_cache_l4_over_tls(tls_redis, tmp_path):
 def test_settings_never_show_secrets():
     env = {"REDIS_URL": f"rediss://user:{quote(PASSWORD, safe='')}@h:6380/0",
            "ECHO_RAY_API_TOKEN": "t" * 32}
-    settings = ServiceSettings.from_env(env)
-    assert settings.api_token == "t" * 32 and settings.redis_url == env["REDIS_URL"]
-    for text in (repr(settings), str(settings), f"{settings}"):
+    settings = Settings.from_env(env)
+    assert settings.service.api_token.get_secret_value() == "t" * 32
+    assert settings.sessions.redis_url_value() == env["REDIS_URL"]
+    shown = json.dumps(settings.effective())
+    for text in (repr(settings), str(settings), f"{settings}", shown):
         assert "t" * 32 not in text and "s3cret" not in text
-        assert "user:***@h:6380" in text and "api_token=<set>" in text
+    assert "user:***@h:6380" in shown and '"api_token": "***"' in shown
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert redact_url("redis://:p@ss@h/0") == "redis://:***@h/0"  # even unencoded
 
 
 def test_short_api_tokens_are_refused():
     with pytest.raises(ValueError, match="ECHO_RAY_API_TOKEN"):
-        ServiceSettings.from_env({"ECHO_RAY_API_TOKEN": "short"})
+        Settings.from_env({"ECHO_RAY_API_TOKEN": "short"})

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from echo_ray.service.sessions import (
+from echo_ray.sessions import (
     EmbeddedSessionStore,
     RedisSessionStore,
     SessionNotFound,
@@ -81,3 +81,15 @@ def test_embedded_store_survives_reopen(tmp_path):
     a.save(sid, {"k": [1, 2]}, 0)
     b = EmbeddedSessionStore(tmp_path)
     assert b.load(sid)[1] == {"k": [1, 2]}
+
+
+def test_every_backend_is_a_session_store(store, tmp_path):
+    from echo_ray.sessions import JournaledSessionStore, SessionStore
+
+    assert isinstance(store, SessionStore)
+    if isinstance(store, RedisSessionStore):
+        journaled = JournaledSessionStore(store, tmp_path / "journal")
+        try:
+            assert isinstance(journaled, SessionStore)
+        finally:
+            journaled.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import httpx
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from echo_ray.sim import RateTrace, load_calibration
 from echo_ray.sim.calibrate import calibrate
 from echo_ray.sim.replay import ReplayRequest, replay
+from echo_ray.waiting import wait_until
 
 pytestmark = pytest.mark.ray
 
@@ -26,15 +26,14 @@ def work_url(serve_session):
     serve.run(app(mean_s=0.0, min_replicas=1, autoscale=False), name=APP,
               route_prefix=f"/{APP}")
     url = f"{serve_session}/{APP}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def answers() -> bool:
         try:
-            if httpx.post(url, timeout=10).status_code == 200:
-                break
+            return httpx.post(url, timeout=10).status_code == 200
         except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "test deployment did not answer"
-        time.sleep(0.2)
+            return False
+
+    wait_until(answers, 60, "the test deployment answering", interval_s=0.2)
     yield url, replica_counter(APP)
     serve.delete(APP)
 

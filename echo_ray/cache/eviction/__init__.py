@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from echo_ray.cache.eviction.arc import ARCPolicy
 from echo_ray.cache.eviction.base import EvictionPolicy
 from echo_ray.cache.eviction.fifo import FIFOPolicy
 from echo_ray.cache.eviction.lfu import LFUPolicy
 from echo_ray.cache.eviction.lru import LRUPolicy
-from echo_ray.cache.eviction.sketch import CountMinSketch
+from echo_ray.cache.eviction.sketch import FrequencyCounter
 from echo_ray.cache.eviction.tinylfu import TinyLFUPolicy
 from echo_ray.cache.eviction.ttl import TTLPolicy
 
 POLICIES: dict[str, type[EvictionPolicy]] = {
-    cls.name: cls for cls in (LRUPolicy, LFUPolicy, FIFOPolicy, TTLPolicy, TinyLFUPolicy)
+    cls.name: cls for cls in (LRUPolicy, LFUPolicy, FIFOPolicy, TTLPolicy, TinyLFUPolicy,
+                               ARCPolicy)
 }
 
 
 def make_policy(name: str, **kwargs: Any) -> EvictionPolicy:
-    """Build the policy called `name` (lru, lfu, fifo, ttl, tinylfu)."""
+    """Build the policy called `name` (lru, lfu, fifo, ttl, tinylfu, arc)."""
     try:
         cls = POLICIES[name]
     except (KeyError, TypeError):
@@ -27,5 +29,5 @@ def make_policy(name: str, **kwargs: Any) -> EvictionPolicy:
     return cls(**kwargs)
 
 
-__all__ = ["POLICIES", "CountMinSketch", "EvictionPolicy", "FIFOPolicy", "LFUPolicy",
+__all__ = ["ARCPolicy", "POLICIES", "EvictionPolicy", "FIFOPolicy", "FrequencyCounter", "LFUPolicy",
            "LRUPolicy", "TTLPolicy", "TinyLFUPolicy", "make_policy"]

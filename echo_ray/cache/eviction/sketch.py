@@ -1,89 +1,96 @@
-"""Count-min sketch of access frequencies with periodic halving (TinyLFU's memory).
+"""Access frequencies with periodic halving (TinyLFU's memory), counted in C.
 
-Four rows of saturating counters (0..15, like Caffeine's 4-bit counters, one
-byte each here). Every `sample_size` increments all counters are halved, so the
-sketch forgets old popularity and follows shifts in the workload. The optional
-doorkeeper (TinyLFU paper, section 3.4.2) absorbs each key's first sighting in a
-period in a set of hashes, so one-hit wonders never reach the counters.
+TinyLFU needs, per key, how often it was used lately, capped at 15 (Caffeine's 4-bit
+counters) and halved every `sample_size` increments so old popularity fades and the
+workload's shifts are followed. Caffeine approximates this with a count-min sketch
+because its counters must fit in a few bits per key. Here the counts are exact: a
+dict of key -> count, filled in batches by `collections.Counter.update`, whose loop
+is CPython's C helper (`_count_elements`). An increment only appends the key to a
+list; every `batch` keys (1/64 of a sample period, 1,024 at most) one C call adds
+them all. So the per-access cost is a list append, where the count-min sketch
+(hash, four row indices, a doorkeeper set) cost about half of W-TinyLFU's time per
+request on the L1 benchmark (see benchmarks/RESULTS.md).
+
+Exact counts have no hash collisions, and a key seen once counts 1 (what the sketch's
+doorkeeper gave it), so no doorkeeper is needed. Memory: one dict entry per key seen
+since the last halving, plus the keys that kept a count through it; a halving drops
+the keys whose count falls to 0, so the dict holds at most about `2 * sample_size`
+keys (10 x the capacity, rounded up to a power of two, per period).
+Between flushes `estimate` misses at most `batch` recent increments.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable
 
-_MASK64 = (1 << 64) - 1
-# Hashing the tuple (key, salt) runs CPython's xxHash-based tuple hash in C, which
-# spreads even consecutive ints (an int's own hash is itself).
-_SALT = 0x5BD1E995
-_HALVE = bytes(i >> 1 for i in range(256))
-_ODD = bytes(i & 1 for i in range(256))
-DEPTH = 4
 MAX_COUNT = 15
 
 
-class CountMinSketch:
-    """Frequency estimates for about `capacity` distinct hot keys."""
+class FrequencyCounter:
+    """Frequency estimates, capped at `MAX_COUNT`, for a cache of about `capacity` keys."""
 
-    def __init__(self, capacity: int, sample_factor: int = 10, doorkeeper: bool = False):
+    def __init__(self, capacity: int, sample_factor: int = 10):
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be a positive int, got {capacity!r}")
-        if not isinstance(sample_factor, int) or sample_factor < 1:
+        if isinstance(sample_factor, bool) or not isinstance(sample_factor, int) \
+                or sample_factor < 1:
             raise ValueError(f"sample_factor must be a positive int, got {sample_factor!r}")
         width = 16
         while width < capacity:
             width <<= 1
-        self.width = width
-        self._mask = width - 1
-        self._table = bytearray(DEPTH * width)
         self.sample_size = sample_factor * width
-        self.additions = 0
+        self.batch = max(16, min(1024, self.sample_size // 64))
+        self._counts: Counter = Counter()
+        self._pending: list[Hashable] = []
+        self.additions = 0  # increments since the last halving
         self.resets = 0
-        self._door: set[int] | None = set() if doorkeeper else None
-
-    def _rows(self, h: int) -> tuple[int, int, int, int]:
-        """The key's counter in each of the four rows, by double hashing (lo + i*hi)."""
-        lo, hi = h & 0xFFFFFFFF, (h >> 32) | 1
-        mask, width = self._mask, self.width
-        return (lo & mask, width + ((lo + hi) & mask), 2 * width + ((lo + 2 * hi) & mask),
-                3 * width + ((lo + 3 * hi) & mask))
+        # Bumped whenever an estimate may change (a flush or a halving), so callers may
+        # keep an estimate until it moves.
+        self.version = 0
 
     def increment(self, key: Hashable) -> None:
-        h = hash((key, _SALT)) & _MASK64
-        door = self._door
-        if door is not None and h not in door:
-            door.add(h)  # first sighting this period: the doorkeeper absorbs it
-        else:
-            a, b, c, d = self._rows(h)
-            table = self._table
-            ta, tb, tc, td = table[a], table[b], table[c], table[d]
-            if ta == tb == tc == td == MAX_COUNT:
-                return  # saturated: not an addition
-            if ta < MAX_COUNT:
-                table[a] = ta + 1
-            if tb < MAX_COUNT:
-                table[b] = tb + 1
-            if tc < MAX_COUNT:
-                table[c] = tc + 1
-            if td < MAX_COUNT:
-                table[d] = td + 1
-        self.additions += 1
+        pending = self._pending
+        pending.append(key)
+        if len(pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count the pending keys now (then halve, if a sample period ended)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._counts.update(pending)  # the loop runs in C
+        self.additions += len(pending)
+        pending.clear()
+        self.version += 1
         if self.additions >= self.sample_size:
-            self.reset()
+            self._halve()
 
     def estimate(self, key: Hashable) -> int:
-        h = hash((key, _SALT)) & _MASK64
-        a, b, c, d = self._rows(h)
-        table = self._table
-        count = min(table[a], table[b], table[c], table[d])
-        if self._door is not None and h in self._door:
-            count += 1
-        return count
+        count = self._counts.get(key, 0)
+        return count if count < MAX_COUNT else MAX_COUNT
 
     def reset(self) -> None:
-        """Halve every counter (the 'aging' step); odd counters lose their half unit."""
-        odd = self._table.translate(_ODD).count(1)
-        self._table = bytearray(self._table.translate(_HALVE))
-        self.additions = max(0, (self.additions - odd // DEPTH) // 2)
+        """Count what is pending, then halve every count (the 'aging' step)."""
+        pending = self._pending
+        if pending:
+            self._counts.update(pending)
+            self.additions += len(pending)
+            pending.clear()
+        self._halve()
+
+    def _halve(self) -> None:
+        """Every count is capped at `MAX_COUNT` and halved (rounding down, as the 4-bit
+        counters do); keys left at 0 are forgotten."""
+        counts = self._counts
+        kept = {k: (c if c < MAX_COUNT else MAX_COUNT) >> 1 for k, c in counts.items() if c > 1}
+        counts.clear()
+        counts.update(kept)
+        self.additions //= 2
         self.resets += 1
-        if self._door is not None:
-            self._door.clear()
+        self.version += 1
+
+    def __len__(self) -> int:
+        """Keys with a count (pending increments not included)."""
+        return len(self._counts)

@@ -1,115 +1,308 @@
-"""W-TinyLFU (Einziger, Friedman & Manes 2017), the policy of Caffeine and theine.
+"""Adaptive W-TinyLFU (Einziger, Friedman & Manes 2017), the policy of Caffeine and theine.
 
-New entries land in a small window LRU (~1% of capacity). An entry leaving the
-window is a candidate for the main region, a segmented LRU (probation 20% /
-protected 80%). It is admitted only if the frequency sketch says it is used more
-often than the main region's victim (the probation LRU entry); otherwise the
-candidate itself is dropped. So a burst of one-hit wonders cannot flush the
-frequently used entries, while the window still serves recency.
+New entries land in a window LRU. An entry leaving the window is a candidate for
+the main region, a segmented LRU (probation / protected). It is admitted only if
+the frequency counter (exact counts, capped and periodically halved; `sketch.py`)
+says it is used more often than the main region's victim
+(the probation LRU entry); otherwise the candidate itself is dropped (but for a rare
+random admission of a frequent loser, as in Caffeine). So a burst
+of one-hit wonders cannot flush the frequently used entries, while the window
+still serves recency.
+
+How much room recency gets is not fixed (`adapt`):
+
+- "ghost" (default): two shadow lists remember the keys the admission filter
+  rejected last and the main victims it evicted last, each up to an eighth of the
+  capacity (by weight). A miss on a rejected key says a somewhat larger window would
+  have kept it: the window grows; a miss on an evicted victim says a larger main
+  would have: it shrinks. Steps are ARC's (the key's weight, times the ratio of
+  the two lists' lengths when the other is longer). Both probes have the same
+  fixed size, so the split follows whichever side gains more from the next slice
+  of room (a marginal-utility comparison, with no feedback from the split itself
+  into the probes); a loop longer than the cache moves nothing. Every step is a
+  miss's O(1) work: no sampling noise. When nearly all recent shadow hits agree
+  (7 in 8, over about 64), the split is far from its balance (the start, or a phase
+  change): steps then grow with the agreement, up to 6.25% of the capacity, so the
+  window crosses the cache in hundreds of misses, not thousands.
+- "climb": Caffeine's hill climber: every `sample_factor` x capacity requests it
+  moves capacity by a step (6.25% of the capacity, decaying 2% per sample,
+  restarting on a 5-point jump) in the direction that raised the hit rate. It
+  adapts too slowly and too noisily on recency-heavy workloads (see RESULTS.md).
+- "fixed": the initial split for ever.
 """
 
 from __future__ import annotations
 
+import random
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any
 
-from echo_ray.cache.eviction.base import EvictionPolicy
-from echo_ray.cache.eviction.sketch import CountMinSketch
+from echo_ray.cache.eviction.base import MISSING, EvictionPolicy
+from echo_ray.cache.eviction.sketch import MAX_COUNT, FrequencyCounter
+
+ADAPT_MODES = ("ghost", "climb", "fixed")
+# Caffeine's hill-climber constants (BoundedLocalCache).
+STEP_PERCENT = 0.0625
+STEP_DECAY = 0.98
+RESTART_THRESHOLD = 0.05
+# Caffeine's guard against hash flooding (and against a popular candidate stuck behind a
+# victim whose counters collide): a candidate that loses with an estimate of at least 6 is
+# still admitted once in 128 times, from a seeded generator so runs repeat.
+ADMIT_JITTER_FREQ = 6
+ADMIT_JITTER = 1 / 128
+# Each shadow list ("ghost" mode) covers 1/8 of the capacity.
+PROBE_DIVISOR = 8
+# "ghost" steps speed up when the recent shadow hits agree: an exponentially decayed sum of
+# their directions (+1 grow, -1 shrink) over about AGREE_SPAN hits. Past AGREE_LEVEL of its
+# largest value (7 of 8 recent hits pointing one way; a fair coin almost never gets there)
+# each step is multiplied by 1 + the excess, at most Caffeine's step of 6.25% of capacity.
+AGREE_SPAN = 64
+AGREE_LEVEL = 0.75
+
+
+class _Shadow(OrderedDict):
+    """Keys that lately left one way (key -> weight, oldest first), at most `limit` weight
+    in all (and at least one key)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self.weight = 0
+
+    def add(self, key: Hashable, w: int) -> None:
+        self[key] = w
+        self.weight += w
+        while len(self) > 1 and self.weight > self.limit:
+            self.weight -= self.popitem(last=False)[1]
+
+    def take(self, key: Hashable) -> None:
+        self.weight -= self.pop(key)
 
 
 class TinyLFUPolicy(EvictionPolicy):
     """Capacity is in weight units when `maxbytes` is set, else in items.
 
-    `window_fraction` (default 0.01) and `protected_fraction` (0.8 of the main
-    region) follow Caffeine. The sketch's doorkeeper (on by default; it measured
-    0.1-0.8 points better on the LIRS traces) keeps one-hit wonders out of the
-    counters.
+    `window_fraction` (initial window, default 0.01 of the capacity) and
+    `protected_fraction` (0.8 of the main region) follow Caffeine. Frequencies are
+    exact counts with Caffeine's cap and halving (`FrequencyCounter`), counted in batches
+    in C.
     """
 
     name = "tinylfu"
 
     def __init__(self, *args: Any, window_fraction: float = 0.01,
-                 protected_fraction: float = 0.8, doorkeeper: bool = True, **kwargs: Any):
+                 protected_fraction: float = 0.8,
+                 adapt: str = "ghost", sample_factor: int = 10, **kwargs: Any):
         super().__init__(*args, **kwargs)
         if not 0.0 < window_fraction < 1.0:
             raise ValueError(f"window_fraction must be in (0, 1), got {window_fraction!r}")
         if not 0.0 < protected_fraction < 1.0:
             raise ValueError(f"protected_fraction must be in (0, 1), got {protected_fraction!r}")
+        if adapt not in ADAPT_MODES:
+            raise ValueError(f"adapt must be one of {ADAPT_MODES}, got {adapt!r}")
         capacity = self.maxbytes if self.maxbytes is not None else self.maxsize
         self.capacity = capacity
+        self.protected_fraction = protected_fraction
         self.window_capacity = max(1, int(capacity * window_fraction))
-        self.main_capacity = max(0, capacity - self.window_capacity)
         self.protected_capacity = int(self.main_capacity * protected_fraction)
         items_hint = self.maxsize if self.maxsize is not None else max(16, capacity // 1024)
-        self.sketch = CountMinSketch(items_hint, doorkeeper=doorkeeper)
+        self.sketch = FrequencyCounter(items_hint, sample_factor=sample_factor)
+        # Each region maps key -> weight, least recently used first.
         self._window: OrderedDict = OrderedDict()
         self._probation: OrderedDict = OrderedDict()
         self._protected: OrderedDict = OrderedDict()
-        self._weight: dict[Hashable, int] = {}
         self._window_weight = 0
         self._probation_weight = 0
         self._protected_weight = 0
+        self.adapt = adapt
+        self._ghosting, self._climbing = adapt == "ghost", adapt == "climb"
+        # Bound once: the hot paths below save the attribute lookups.
+        self._lookup = self._data.get
+        self._increment = self.sketch.increment
+        self._estimate = self.sketch.estimate
+        self._count = self.sketch._counts.get  # the dict is halved in place: stays bound
+        self._pending, self._batch = self.sketch._pending, self.sketch.batch
+        self._victim_key: Any = MISSING  # the last victim estimated, its estimate and when
+        self._victim_freq = self._victim_version = 0
+        self._jitter = random.Random(0).random
+        # "ghost": recently rejected candidates and recently evicted main victims.
+        probe = max(1, capacity // PROBE_DIVISOR)
+        self._rejected, self._victims = _Shadow(probe), _Shadow(probe)
+        self._target = float(self.window_capacity)
+        self._agreement = 0.0  # decayed sum of the recent shadow hits' directions
+        self._max_boost = max(1.0, STEP_PERCENT * capacity)
+        # "climb": hits and misses of the current sample.
+        self.sample_period = sample_factor * items_hint
+        self._sample_hits = 0
+        self._sample_misses = 0
+        self._previous_hit_rate = 0.0
+        self._step = -STEP_PERCENT * capacity  # Caffeine starts by trying a smaller window
+
+    @property
+    def main_capacity(self) -> int:
+        return self.capacity - self.window_capacity
 
     # -- frequency ------------------------------------------------------------------------
     def frequency(self, key: Hashable) -> int:
-        return self.sketch.estimate(key)
+        return self._estimate(key)
 
     # -- hooks ----------------------------------------------------------------------------
     def _reserve(self, weight: int) -> None:
         """Nothing to do up front: the admission step runs after the insert."""
 
     def _on_insert(self, key: Hashable) -> None:
-        self.sketch.increment(key)
+        self._increment(key)
         w = self._sizes[key] if self._sizes is not None else 1
-        self._weight[key] = w
-        self._window[key] = None
+        self._window[key] = w
         self._window_weight += w
-        self._admit_from_window()
+        if self._ghosting:
+            if key in self._rejected or key in self._victims:
+                self._ghost_step(key, w)
+        elif self._climbing:
+            self._sample_misses += 1
+            if self._sample_hits + self._sample_misses >= self.sample_period:
+                self._climb()
+        if self._window_weight > self.window_capacity:
+            self._admit_from_window()
 
     def _on_hit(self, key: Hashable) -> None:
-        self.sketch.increment(key)
-        if key in self._window:
-            self._window.move_to_end(key)
+        self._increment(key)
+        if self._climbing:
+            self._sample_hits += 1
+        window = self._window
+        if key in window:
+            window.move_to_end(key)
         elif key in self._protected:
             self._protected.move_to_end(key)
-        else:  # probation hit: promote, demoting protected's LRU entries if it overflows
-            w = self._weight[key]
-            del self._probation[key]
-            self._probation_weight -= w
-            self._protected[key] = None
-            self._protected_weight += w
-            while self._protected_weight > self.protected_capacity and len(self._protected) > 1:
-                old, _ = self._protected.popitem(last=False)
-                ow = self._weight[old]
-                self._protected_weight -= ow
-                self._probation[old] = None
-                self._probation_weight += ow
+        else:
+            self._promote(key)
+
+    def _promote(self, key: Hashable) -> None:
+        """A probation hit moves to protected, which demotes its LRU entries if it overflows."""
+        w = self._probation.pop(key)
+        self._probation_weight -= w
+        self._protected[key] = w
+        self._protected_weight += w
+        self._demote_protected()
+
+    # -- fast paths: count capacity, no weights, no TTL in play ---------------------------
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        value = self._lookup(key, MISSING)
+        if value is MISSING:
+            return default
+        if self._expiry and self._is_expired(key):
+            self._expire(key)
+            return default
+        # `_on_hit`, written out, with the counter's increment (a list append): no call
+        # on the hit path.
+        pending = self._pending
+        pending.append(key)
+        if len(pending) >= self._batch:
+            self.sketch.flush()
+        if self._climbing:
+            self._sample_hits += 1
+        # Protected first: it holds most entries, and so most hits.
+        protected = self._protected
+        if key in protected:
+            protected.move_to_end(key)
+        elif key in self._window:
+            self._window.move_to_end(key)
+        else:
+            self._promote(key)
+        return value
+
+    def put(self, key: Hashable, value: Any, ttl: float | None = None) -> bool:
+        if ttl is not None or self._sizes is not None or self._expiry:
+            return super().put(key, value, ttl)
+        data = self._data
+        if key in data:
+            data[key] = value
+            self._on_hit(key)
+            return True
+        data[key] = value
+        if not self._ghosting or key in self._rejected or key in self._victims:
+            self._on_insert(key)
+            return key in data
+        # The common miss, written out: unit weight, no shadow hit, so the window is over
+        # by exactly one entry and at most one entry leaves (same result as `_on_insert`).
+        pending = self._pending
+        pending.append(key)
+        if len(pending) >= self._batch:
+            self.sketch.flush()
+        window = self._window
+        window[key] = 1
+        if self._window_weight < self.window_capacity:
+            self._window_weight += 1
+            return True
+        candidate = window.popitem(last=False)[0]
+        probation = self._probation
+        if self._window_weight + self._probation_weight + self._protected_weight < self.capacity:
+            probation[candidate] = 1
+            self._probation_weight += 1
+            return True
+        if probation:
+            victim, region = next(iter(probation)), probation
+        elif self._protected:
+            victim, region = next(iter(self._protected)), self._protected
+        else:  # a main region of no entries: the candidate leaves at once
+            self._evict_unit(candidate)
+            return key in data
+        count = self._count  # the counter's `estimate`, written out
+        if victim != self._victim_key or self.sketch.version != self._victim_version:
+            self._victim_key, self._victim_version = victim, self.sketch.version
+            victim_freq = count(victim, 0)
+            self._victim_freq = victim_freq if victim_freq < MAX_COUNT else MAX_COUNT
+        freq = count(candidate, 0)
+        if freq > MAX_COUNT:
+            freq = MAX_COUNT
+        if freq > self._victim_freq or (freq >= ADMIT_JITTER_FREQ
+                                        and self._jitter() < ADMIT_JITTER):
+            del region[victim]
+            if region is probation:
+                self._probation_weight -= 1
+            else:
+                self._protected_weight -= 1
+            probation[candidate] = 1
+            self._probation_weight += 1
+            leaving, shadow = victim, self._victims
+        else:
+            leaving, shadow = candidate, self._rejected
+        # `_evict_unit` and `_Shadow.add`, written out for a unit weight.
+        evicted = data.pop(leaving)
+        self.evictions += 1
+        if self._on_evict is not None:
+            self._on_evict(leaving, evicted)
+        shadow[leaving] = 1
+        shadow.weight += 1
+        if shadow.weight > shadow.limit:
+            shadow.weight -= shadow.popitem(last=False)[1]
+        return key in data
+
+    def _evict_unit(self, key: Hashable) -> None:
+        """Evict `key`, already out of its region (the unit-weight path of `_drop`)."""
+        value = self._data.pop(key)
+        self.evictions += 1
+        if self._on_evict is not None:
+            self._on_evict(key, value)
 
     def _on_update(self, key: Hashable) -> None:
         new_w = self._sizes[key] if self._sizes is not None else 1
-        delta = new_w - self._weight[key]
-        self._weight[key] = new_w
-        if key in self._window:
-            self._window_weight += delta
-        elif key in self._protected:
-            self._protected_weight += delta
-        else:
-            self._probation_weight += delta
+        for region in (self._window, self._probation, self._protected):
+            old_w = region.get(key, MISSING)
+            if old_w is not MISSING:
+                region[key] = new_w
+                self._add_weight(region, new_w - old_w)
+                break
         self._on_hit(key)
         self._admit_from_window()
 
     def _on_remove(self, key: Hashable) -> None:
-        w = self._weight.pop(key)
-        if key in self._window:
-            del self._window[key]
-            self._window_weight -= w
-        elif key in self._protected:
-            del self._protected[key]
-            self._protected_weight -= w
-        else:
-            del self._probation[key]
-            self._probation_weight -= w
+        for region in (self._window, self._probation, self._protected):
+            w = region.pop(key, MISSING)
+            if w is not MISSING:
+                self._add_weight(region, -w)
+                return
 
     def _victim(self) -> Hashable:
         for region in (self._probation, self._protected, self._window):
@@ -117,27 +310,179 @@ class TinyLFUPolicy(EvictionPolicy):
                 return next(iter(region))
         raise KeyError("victim requested from an empty TinyLFU policy")
 
-    # -- admission ------------------------------------------------------------------------
-    def _main_weight(self) -> int:
-        return self._probation_weight + self._protected_weight
+    # -- regions --------------------------------------------------------------------------
+    def _add_weight(self, region: OrderedDict, delta: int) -> None:
+        if region is self._window:
+            self._window_weight += delta
+        elif region is self._probation:
+            self._probation_weight += delta
+        else:
+            self._protected_weight += delta
 
+    def _demote_protected(self) -> None:
+        """Protected's LRU entries go back to probation while it is over its share."""
+        protected, probation = self._protected, self._probation
+        while protected and self._protected_weight > self.protected_capacity:
+            old, ow = protected.popitem(last=False)
+            self._protected_weight -= ow
+            probation[old] = ow
+            self._probation_weight += ow
+
+    def _resident_weight(self) -> int:
+        return self._window_weight + self._probation_weight + self._protected_weight
+
+    # -- admission ------------------------------------------------------------------------
     def _admit_from_window(self) -> None:
-        """Move window overflow to the main region, each through the admission filter."""
-        while self._window_weight > self.window_capacity and len(self._window) > 1:
-            candidate, _ = self._window.popitem(last=False)
-            cw = self._weight[candidate]
+        """Move window overflow to probation; while the cache is over capacity, each such
+        candidate must beat probation's LRU entry in the sketch, or it is the one to go."""
+        window, probation, protected = self._window, self._probation, self._protected
+        estimate, sketch = self._estimate, self.sketch
+        while self._window_weight > self.window_capacity and len(window) > 1:
+            candidate, cw = window.popitem(last=False)
             self._window_weight -= cw
-            self._probation[candidate] = None
+            probation[candidate] = cw
             self._probation_weight += cw
-            while self._main_weight() > self.main_capacity:
-                victim = next(iter(self._probation))
+            while (self._window_weight + self._probation_weight + self._protected_weight
+                   > self.capacity):
+                victim, region = next(iter(probation)), probation
+                if victim == candidate and protected:
+                    victim, region = next(iter(protected)), protected
                 if victim == candidate:
-                    victim = next(iter(self._protected), candidate)
-                if victim == candidate:
-                    self._evict(candidate)
+                    self._drop(candidate, probation)
                     break
-                if self.frequency(candidate) > self.frequency(victim):
-                    self._evict(victim)
+                # Probation's LRU entry usually faces many candidates in a row, and its
+                # estimate only moves when the sketch does: keep it until then.
+                if victim != self._victim_key or sketch.version != self._victim_version:
+                    self._victim_key, self._victim_version = victim, sketch.version
+                    self._victim_freq = estimate(victim)
+                freq = estimate(candidate)
+                if freq > self._victim_freq or (freq >= ADMIT_JITTER_FREQ
+                                                and self._jitter() < ADMIT_JITTER):
+                    self._remember(self._victims, victim, self._drop(victim, region))
                 else:
-                    self._evict(candidate)
+                    self._remember(self._rejected, candidate, self._drop(candidate, probation))
                     break
+
+    def _drop(self, key: Hashable, region: OrderedDict) -> int:
+        """Evict `key` from `region` (the base class's `_evict`, without searching the
+        regions for the key); returns its weight."""
+        w = region.pop(key)
+        if region is self._probation:
+            self._probation_weight -= w
+        else:
+            self._add_weight(region, -w)
+        value = self._data.pop(key)
+        if self._sizes is not None:
+            self.currbytes -= self._sizes.pop(key)
+        if self._expiry:
+            self._expiry.pop(key, None)
+        self.evictions += 1
+        if self._on_evict is not None:
+            self._on_evict(key, value)
+        return w
+
+    # -- adapting the split ---------------------------------------------------------------
+    def _remember(self, shadow: _Shadow, key: Hashable, w: int) -> None:
+        if self._ghosting:
+            shadow.add(key, w)
+
+    def _ghost_step(self, key: Hashable, w: int) -> None:
+        """A miss on a shadowed key moves the window target toward the side that would
+        have kept it (ARC's rule), then the regions follow the target. When nearly all
+        recent shadow hits point the same way the split is far from where it should be
+        (a phase change, or the start): the step grows with that agreement, so the window
+        crosses the cache in a few hundred misses instead of thousands; mixed hits (a
+        split near its balance) keep ARC's step."""
+        rejected, victims = self._rejected, self._victims
+        if key in rejected:
+            direction = 1
+            rejected.take(key)
+            step = max(len(victims) / max(1, len(rejected)), 1.0) * w
+        elif key in victims:
+            direction = -1
+            victims.take(key)
+            step = max(len(rejected) / max(1, len(victims)), 1.0) * w
+        else:
+            return
+        agreement = self._agreement * (1.0 - 1.0 / AGREE_SPAN) + direction
+        self._agreement = agreement
+        excess = agreement * direction - AGREE_LEVEL * AGREE_SPAN
+        if excess > 0:
+            step *= min(1.0 + excess, self._max_boost)
+        if direction > 0:
+            self._target = min(self.capacity - 1.0, self._target + step)
+        else:
+            self._target = max(1.0, self._target - step)
+        change = int(self._target) - self.window_capacity
+        if change > 0:
+            self._grow_window(change)
+        elif change < 0:
+            self._shrink_window(-change)
+
+    def _climb(self) -> None:
+        """One hill-climbing step on the hit rate of the sample just ended (Caffeine's
+        determineAdjustment): keep going while the hit rate rises, turn back when it falls."""
+        hits, requests = self._sample_hits, self._sample_hits + self._sample_misses
+        self._sample_hits = self._sample_misses = 0
+        if 2 * self._resident_weight() < self.capacity:  # not warmed up: no verdict yet
+            self._previous_hit_rate = 0.0
+            return
+        hit_rate = hits / requests
+        change = hit_rate - self._previous_hit_rate
+        amount = self._step if change >= 0 else -self._step
+        if abs(change) >= RESTART_THRESHOLD:
+            self._step = STEP_PERCENT * self.capacity * (1 if amount >= 0 else -1)
+        else:
+            self._step = STEP_DECAY * amount
+        self._previous_hit_rate = hit_rate
+        if amount >= 1:
+            self._grow_window(int(amount))
+        elif amount <= -1:
+            self._shrink_window(int(-amount))
+
+    def _set_window(self, window_capacity: int) -> None:
+        """New split: the window gets `window_capacity`, main the rest, protected its
+        fixed share of main."""
+        self.window_capacity = window_capacity
+        self.protected_capacity = int(self.main_capacity * self.protected_fraction)
+        self._demote_protected()
+
+    def _grow_window(self, quota: int) -> int:
+        """Move up to `quota` weight of main's LRU entries (probation first) into the
+        window, whose capacity grows by the weight moved; main keeps at least one unit.
+        Returns the weight moved."""
+        quota = min(quota, self.main_capacity - 1)
+        moved = 0
+        window = self._window
+        for region in (self._probation, self._protected):
+            while region:
+                key = next(iter(region))
+                w = region[key]
+                if moved + w > quota:
+                    break
+                del region[key]
+                self._add_weight(region, -w)
+                window[key] = w
+                self._window_weight += w
+                moved += w
+        self._set_window(self.window_capacity + moved)
+        return moved
+
+    def _shrink_window(self, quota: int) -> int:
+        """Move up to `quota` weight of the window's LRU entries to probation, giving the
+        room to main; the window keeps at least one unit. Returns the weight moved."""
+        quota = min(quota, self.window_capacity - 1)
+        moved = 0
+        window, probation = self._window, self._probation
+        while window:
+            key = next(iter(window))
+            w = window[key]
+            if moved + w > quota:
+                break
+            del window[key]
+            self._window_weight -= w
+            probation[key] = w
+            self._probation_weight += w
+            moved += w
+        self._set_window(self.window_capacity - moved)
+        return moved

@@ -15,54 +15,35 @@ from typing import Any
 import numpy as np
 import ray
 
-from echo_ray.cache.eviction import LRUPolicy
 from echo_ray.cache.eviction.base import MISSING
-from echo_ray.cache.tiers.base import Hit, TagIndex, TierStats
+from echo_ray.cache.tiers.base import Hit, TaggedStore, TierStats
 
 
 @ray.remote(num_cpus=0)
-class ObjectHolder:
-    """Owns the cached arrays' object refs for one namespace."""
+class ObjectHolder(TaggedStore):
+    """Owns the cached arrays' object refs for one namespace (LRU by array bytes)."""
 
     def __init__(self, max_bytes: int):
-        self._tags = TagIndex()
-        self._refs = LRUPolicy(maxbytes=max_bytes, sizeof=lambda item: item[1],
-                               on_evict=lambda key, item: self._tags.discard(key))
+        super().__init__("lru", max_bytes, lambda item: item[1])
 
     def put(self, key: str, array: np.ndarray, ttl: float | None, tags: list[str]) -> bool:
         ref = ray.put(array)  # the holder owns it: it survives the writer
-        stored = self._refs.put(key, (ref, int(array.nbytes)), ttl)
-        if stored:
-            self._tags.set(key, tags)
-        else:
-            self._tags.discard(key)
-        return stored
+        return self._store(key, (ref, int(array.nbytes)), ttl, tags)
 
     def get(self, key: str) -> tuple[list[ray.ObjectRef], float | None, tuple[str, ...]] | None:
-        item = self._refs.get(key, MISSING)
+        item = self._policy.get(key, MISSING)
         if item is MISSING:
             return None
         # Wrapped in a list so Ray hands the caller the ref, not the resolved array.
-        return [item[0]], self._refs.ttl_remaining(key), self._tags.tags_of(key)
+        return [item[0]], self._policy.ttl_remaining(key), self._tags.tags_of(key)
 
     def delete_many(self, keys: list[str]) -> int:
-        removed = 0
-        for key in keys:
-            self._tags.discard(key)
-            removed += self._refs.delete(key)
-        return removed
-
-    def keys_for_tags(self, tags: list[str]) -> set[str]:
-        return self._tags.keys(tags)
-
-    def clear(self) -> None:
-        self._refs.clear()
-        self._tags.clear()
+        return sum(self.delete(key) for key in keys)
 
     def snapshot(self) -> dict[str, int]:
-        self._refs.purge_expired()
-        return {"items": len(self._refs), "bytes": self._refs.currbytes,
-                "evictions": self._refs.evictions}
+        self._policy.purge_expired()
+        return {"items": len(self._policy), "bytes": self._policy.currbytes,
+                "evictions": self._policy.evictions}
 
 
 def holder_name(namespace: str) -> str:
@@ -92,7 +73,11 @@ class ObjectStoreTier:
         self.stats = TierStats()
 
     def _connect(self) -> Any:
-        options: dict[str, Any] = {"name": holder_name(self.namespace), "get_if_exists": True}
+        # On the head (with the cache service and the ingress): a 0-CPU actor left to Ray's
+        # default, or even softly pinned to a 0-CPU head, lands on a worker node and keeps it
+        # from ever idling (tests/multinode/test_multinode_autoscaler.py saw both).
+        options: dict[str, Any] = {"name": holder_name(self.namespace), "get_if_exists": True,
+                                   "resources": {"node:__internal_head__": 0.001}}
         if self._detached:
             options["lifetime"] = "detached"
         return ObjectHolder.options(**options).remote(self._max_bytes)

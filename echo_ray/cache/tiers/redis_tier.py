@@ -163,7 +163,7 @@ class RedisTier:
 
     def put(self, key: str, entry: bytes, ttl: float | None, tags: Iterable[str] = ()) -> bool:
         ttl_ms = 0 if ttl is None else max(1, math.ceil(ttl * 1000))
-        args = [entry, ttl_ms, self.tag_prefix, key, *sorted(set(tags))]
+        args: list[bytes | str | int] = [entry, ttl_ms, self.tag_prefix, key, *sorted(set(tags))]
         keys = [self.prefix + key, self.keytags_prefix + key]
         return self._guarded(lambda: bool(self._put_script(keys=keys, args=args)), False)
 

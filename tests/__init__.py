@@ -1,0 +1,1 @@
+"""echo-ray test suite (a package so tests import `tests.support` normally)."""
