@@ -45,6 +45,15 @@ class ReplicaLoad:
         self._area_t = self._start  # when in_flight last changed (or occupancy() was read)
         self._occupancy_t = self._start
 
+    def forget(self) -> None:
+        """Drop what was measured so far (e.g. a warm-up call, which is not user load);
+        calls still in flight stay counted."""
+        now = self._clock()
+        with self._lock:
+            self._events.clear()
+            self._start = self._area_t = self._occupancy_t = now
+            self._area = 0.0
+
     def _step_in_flight(self, delta: int) -> None:
         now = self._clock()
         with self._lock:

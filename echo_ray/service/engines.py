@@ -64,6 +64,10 @@ class EngineCache:
         with self._lock:
             return list(self._engines.values())
 
+    def items(self) -> list[tuple[str, object]]:
+        with self._lock:
+            return list(self._engines.items())
+
     def actors(self) -> list:
         """Every membrane actor of every engine (empty in-process)."""
         with self._lock:

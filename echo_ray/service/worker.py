@@ -129,14 +129,22 @@ class CognitiveWorker(RoutingStatsMixin):
             self.scaling_loop = ScalingLoop(interval, name=f"echo-ray-scaling-loop:{replica}",
                                             actor_namespace=self.settings.cluster.namespace)
         self._resource_prefix = f"{where}/{replica}/dtesn-"
+        self._warming_up = self.settings.service.worker_warm_up
         self.engines = EngineCache(use_actors=True, name_prefix=f"echo-{replica}",
                                    on_new=self._engine_created)
         self.core = CognitiveProcessor(self.settings, self.engines)
-        if self.settings.service.worker_warm_up:
+        if self._warming_up:
             # Serve routes to a replica once its constructor returns: it starts warm, and a
             # scale-up does not hand users seconds-long first requests (engine and membrane
             # actor creation). A failure here fails the replica's start (Serve retries it).
             log.info("replica %s warmed up in %.1f s", replica, self.core.warm_up())
+            # The warm-up is not user load: under the scaling loop, its calls made each new
+            # membrane group look busy and grow to 2 actors in the middle of the warm-up,
+            # which doubled a replica's start (RESULTS.md). The groups join the loop now.
+            self._warming_up = False
+            for key, engine in self.engines.items():
+                engine.load.forget()
+                self._engine_created(key, engine)
         self.load = ReplicaLoad()
         from ray.util import metrics
 
@@ -152,7 +160,7 @@ class CognitiveWorker(RoutingStatsMixin):
         return out
 
     def _engine_created(self, key: str, engine) -> None:
-        if self.scaling_loop is None:
+        if self.scaling_loop is None or self._warming_up:
             return
         from echo_ray.autoscaling.loop import membrane_config
 

@@ -66,3 +66,16 @@ def test_loop_refuses_what_it_cannot_drive():
         loop.add("x", object(), ScalingConfig())
     with pytest.raises(ValueError, match="interval_s"):
         ScalingLoop(0)
+
+
+def test_forget_drops_what_was_measured_but_keeps_calls_in_flight():
+    clock = [0.0]
+    load = ReplicaLoad(clock=lambda: clock[0])
+    with load.track():
+        clock[0] = 3.0  # a 3 s warm-up call
+    running = load.track()
+    running.__enter__()
+    load.forget()
+    clock[0] = 5.0
+    assert load.stats()["request_rate"] == 0.0  # the warm-up call is gone
+    assert load.occupancy() == pytest.approx(1.0) and load.in_flight == 1  # only the running one

@@ -204,9 +204,11 @@ def test_killing_a_worker_replica_under_load(app, ray_session):
     # recovery: until Serve runs two worker replicas again (bounded)
     wait_until(lambda: running_workers() < 2, 30, "Serve to notice the dead replica",
                interval_s=0.1)
-    wait_until(lambda: running_workers() == 2, 120, "the replacement replica", interval_s=0.25)
+    # a replica starts in ~45 s under this load on 2 idle cores (its warm-up builds membrane
+    # actors); CI's machine, running the suite, takes longer: bounded generously
+    wait_until(lambda: running_workers() == 2, 300, "the replacement replica", interval_s=0.25)
     replaced_s = time.monotonic() - killed_at
-    wait_until(lambda: time.monotonic() - t0 >= LOAD_S, LOAD_S + 130, "the load window",
+    wait_until(lambda: time.monotonic() - t0 >= LOAD_S, LOAD_S + 310, "the load window",
                interval_s=0.1)
     load.stop.set()
     for t in threads:

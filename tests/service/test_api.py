@@ -303,12 +303,16 @@ def test_sessions_survive_killing_a_worker_replica(api, ray_session):
                                           "k": 1}, "options": {"cache": False}}
 
     def answered():  # 503 with Retry-After while Serve replaces the replica, then the answer
-        r = api.post("/v1/memory", json=query)
+        try:
+            r = api.post("/v1/memory", json=query, timeout=60)
+        except httpx.ReadTimeout:  # queued for a replica still starting: ask again, as users do
+            return None
         assert r.status_code in (200, 503), r.text
         assert r.status_code == 200 or "Retry-After" in r.headers, r.text
         return r if r.status_code == 200 else None
 
-    r = wait_until(answered, 120, "the killed worker replaced", interval_s=0.5)
+    # a replica starts in ~25 s on 2 idle cores; CI's machine, running the suite, is slower
+    r = wait_until(answered, 300, "the killed worker replaced", interval_s=0.5)
     assert r.json()["result"]["matches"][0]["id"] == "keep"
 
 
@@ -341,7 +345,8 @@ def test_status_lists_replicas_with_routing_stats_and_strategy(api):
 
     ok(api.post("/v1/reasoning", json={"input": {"series": list(np.sin(np.arange(60) / 3)),
                                                  "horizon": 2}}))
-    rows = [r for r in collect() if r["app"] == "echo-embedded"]
+    # a generous per-replica answer time: a busy CI machine is not a replica that is stuck
+    rows = [r for r in collect(timeout_s=60) if r["app"] == "echo-embedded"]
     worker = [r for r in rows if r["deployment"] == "CognitiveWorker"]
     assert worker and all(r["strategy"] == "power_of_two" for r in worker)
     running = [r for r in worker if r["state"] == "RUNNING"]

@@ -4,6 +4,8 @@ membrane actors), builds the engines the first requests would have built, stores
 
 from __future__ import annotations
 
+import pytest
+
 from echo_ray.cognitive import PROCESSORS
 from echo_ray.cognitive.examples import EXAMPLE_REQUESTS
 from echo_ray.service.engines import EngineCache, spec_key
@@ -34,3 +36,24 @@ def test_warm_up_can_be_turned_off():
 
 def test_calibrate_times_the_same_example_requests():
     assert DEFAULT_REQUESTS is EXAMPLE_REQUESTS and set(EXAMPLE_REQUESTS) == set(PROCESSORS)
+
+
+@pytest.mark.ray
+def test_a_replica_warms_up_before_its_membrane_groups_join_the_scaling_loop(ray_session,
+                                                                             tmp_path):
+    """Under the loop, the warm-up's calls made every new group look busy and grow to 2 actors
+    during the warm-up, which doubled a replica's start (RESULTS.md)."""
+    from echo_ray.service.worker import CognitiveWorker
+
+    settings = Settings.from_env({}, paths={"data_dir": tmp_path},
+                                 scaling={"membrane_interval_s": 3600.0})
+    worker = CognitiveWorker.func_or_class(settings)  # the replica's class, outside Serve
+    try:
+        engines = dict(worker.engines.items())
+        assert engines and all(e.n_actors == 1 for e in engines.values())
+        assert worker.scaling_loop.names() == sorted(worker._resource_prefix + key
+                                                     for key in engines)
+        assert all(e.load.stats()["request_rate"] == 0.0 for e in engines.values())
+    finally:
+        worker.scaling_loop.stop()
+        worker.engines.shutdown()
