@@ -415,6 +415,9 @@ def bench_live(args, trace: RateTrace, tuned: dict | None = None) -> dict:
                                   progress=sys.stderr.isatty())
                 r.setup["segment_start_s"] = start
                 va.save_live_run(r, live_dir, sp.name, i)
+                if sp.kind == "ours":  # the optimizer actor's every decision, for diagnosis
+                    _save_actor_decisions(live_dir / f"{sp.name}_{i}_decisions.csv",
+                                          f"bench-{sp.name.replace('_', '-')}-{i}")
                 runs[sp.name].append(r)
                 print(f"   live {sp.name:<12} segment {i}: violation min "
                       f"{r.summary['slo_violation_minutes']:>3}, replica-s "
@@ -424,6 +427,20 @@ def bench_live(args, trace: RateTrace, tuned: dict | None = None) -> dict:
         serve.shutdown()
         ray.shutdown()
     return _live_agreement(args, cfg, bounds, specs, segments, runs, live_dir)
+
+
+def _save_actor_decisions(path: Path, app_name: str) -> None:
+    """Every decision the optimizer actor made for `app_name`'s deployment, as CSV."""
+    import ray
+
+    from echo_ray.autoscaling.actor import deployment_key, get_optimizer
+
+    actor = get_optimizer()
+    if actor is None:
+        return
+    rows = ray.get(actor.events.remote(deployment_key(app_name, "SimulatedWork"),
+                                       changes_only=False), timeout=60)
+    pd.DataFrame(rows).to_csv(path, index=False)
 
 
 def _live_agreement(args, cfg, bounds, specs, segments, runs, live_dir) -> dict:
