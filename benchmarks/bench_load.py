@@ -189,20 +189,24 @@ def warm_up(base_url: str) -> None:
         client.delete(f"/v1/sessions/{sid}")
 
 
-def replica_details(dashboard: str, headers: dict) -> dict[str, list[dict]]:
-    """Replicas per deployment, from the Ray dashboard's Serve REST API."""
+def replica_details(dashboard: str, headers: dict, client=None) -> dict[str, list[dict]]:
+    """Replicas per deployment, from the Ray dashboard's Serve REST API. Pass a reused
+    `client` from inside a measured step: a new httpx client builds an SSL context, 30-100 ms
+    of CPU that stalls Locust's event loop and every request in flight (700 ms the first
+    time)."""
     import httpx
 
-    r = httpx.get(f"{dashboard}/api/serve/applications/", headers=headers, timeout=10)
+    r = (client or httpx).get(f"{dashboard}/api/serve/applications/", headers=headers,
+                              timeout=10)
     r.raise_for_status()
     return {name: dep.get("replicas", []) for app in r.json().get("applications", {}).values()
             for name, dep in app.get("deployments", {}).items()}
 
 
-def running_replicas(dashboard: str, headers: dict) -> dict[str, int]:
+def running_replicas(dashboard: str, headers: dict, client=None) -> dict[str, int]:
     """RUNNING replicas per deployment."""
     return {name: sum(rep.get("state") == "RUNNING" for rep in reps)
-            for name, reps in replica_details(dashboard, headers).items()}
+            for name, reps in replica_details(dashboard, headers, client).items()}
 
 
 def replicas_rss_bytes(dashboard: str | None, headers: dict) -> dict[str, int]:
@@ -236,6 +240,15 @@ class ReplicaSampler:
         self.dashboard, self.headers, self.period_s = dashboard, headers, period_s
         self.samples: list[dict[str, int]] = []
         self._greenlet = None
+        self._client = None
+        if dashboard:  # one client, warmed up here, outside every measured step
+            import httpx
+
+            self._client = httpx.Client()
+            try:
+                running_replicas(dashboard, headers, self._client)
+            except Exception:
+                pass
 
     def __enter__(self):
         import gevent
@@ -250,7 +263,8 @@ class ReplicaSampler:
 
         while True:
             try:
-                self.samples.append(running_replicas(self.dashboard, self.headers))
+                self.samples.append(running_replicas(self.dashboard, self.headers,
+                                                     self._client))
             except Exception:  # a missed sample is not a failed step
                 pass
             gevent.sleep(self.period_s)
