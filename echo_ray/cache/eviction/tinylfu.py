@@ -32,10 +32,12 @@ How much room recency gets is not fixed (`adapt`):
   grown to the whole cache) and W-TinyLFU at Caffeine's fixed 1% window, and each
   sampled request is scored against this cache's own hit or miss on it. While a leader beats
   this cache significantly on the recent disagreements (a sign test, z = 3) and is
-  also ahead of the other leader over a longer span, each of its hits that this
-  cache missed moves the target 6.25% of the capacity its way (Caffeine's step).
-  A split the shadow lists found between the two ends beats both leaders, so the
-  duel then does nothing. Count capacity only (`maxbytes` unset).
+  also ahead of the other leader over a longer span, a hit of it that this cache
+  missed moves the target 6.25% of the capacity its way (Caffeine's step) and halves
+  the weight of the disagreements so far, so the next step needs new ones (a one-sided
+  run still crosses the cache in about 64 of them). A split the shadow lists found
+  between the two ends beats both leaders, so the duel then does nothing. Count
+  capacity only (`maxbytes` unset).
 - "climb": Caffeine's hill climber: every `sample_factor` x capacity requests it
   moves capacity by a step (6.25% of the capacity, decaying 2% per sample,
   restarting on a 5-point jump) in the direction that raised the hit rate. It
@@ -125,6 +127,15 @@ class _SignTest:
         total = self.sum
         return total > 0.0 and total * total > DUEL_Z * DUEL_Z * self.var
 
+    def discount(self) -> None:
+        """Halve the weight of every disagreement so far: they were about a split that has
+        just moved, so the next move needs new ones to agree with them (the z score only
+        stays up if they do). Without it one burst of evidence drives the split to the
+        end, past the shadow lists' balance, where their own signals are too rare to bring
+        it back."""
+        self.sum *= 0.5
+        self.var *= 0.25
+
 
 class _Duel:
     """The two leaders of "ghost" mode's set dueling, on the sampled keys: exact LRU and
@@ -157,12 +168,16 @@ class _Duel:
             self.lru_vs_small.add(lru_hit)
         move = 0
         if lru_hit != hit:
-            self.lru_vs_us.add(lru_hit)
-            if lru_hit and self.lru_vs_small.sum > 0 and self.lru_vs_us.first_ahead():
+            test = self.lru_vs_us
+            test.add(lru_hit)
+            if lru_hit and self.lru_vs_small.sum > 0 and test.first_ahead():
+                test.discount()
                 move = 1
         if small_hit != hit:
-            self.small_vs_us.add(small_hit)
-            if small_hit and self.lru_vs_small.sum < 0 and self.small_vs_us.first_ahead():
+            test = self.small_vs_us
+            test.add(small_hit)
+            if small_hit and self.lru_vs_small.sum < 0 and test.first_ahead():
+                test.discount()
                 move = -1
         return move
 
