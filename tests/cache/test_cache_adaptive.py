@@ -1,5 +1,6 @@
 """ARC against its invariants and a hand-checked sequence; the adaptive W-TinyLFU moves its
-window toward recency on a recency workload and toward frequency on Zipf."""
+window toward recency on a recency workload and toward frequency on Zipf, and its duel
+against sampled LRU and small-window leaders speeds both moves up."""
 
 from __future__ import annotations
 
@@ -197,7 +198,8 @@ def test_window_follows_phase_changes_on_mix(monkeypatch):
     """On `mix` at 2,000 entries a 1,500-key loop fits the cache every fourth block, so
     LRU is near-best; the window has to cross the cache at each phase change. With the
     agreement speed-up the adaptive policy stays within 1.5 points of LRU (0.8 measured);
-    with ARC's plain steps it is more than 10 points behind (the loop blocks are lost)."""
+    with ARC's plain steps (and no duel) it is more than 10 points behind (the loop blocks
+    are lost)."""
     import echo_ray.cache.eviction.tinylfu as tinylfu
 
     keys = workloads.mix(80_000, seed=3)
@@ -205,5 +207,88 @@ def test_window_follows_phase_changes_on_mix(monkeypatch):
     fast = run(TinyLFUPolicy(maxsize=2000), keys)
     assert fast >= lru - 0.015 * len(keys)
     monkeypatch.setattr(tinylfu, "AGREE_LEVEL", 2.0)  # out of reach: ARC's steps only
-    slow = run(TinyLFUPolicy(maxsize=2000), keys)
+    slow = run(TinyLFUPolicy(maxsize=2000, duel=False), keys)
     assert slow < lru - 0.10 * len(keys)
+
+
+def test_sign_test_wants_one_sided_evidence():
+    """The duel's test: disagreements that alternate never make one policy significantly
+    ahead; a run of them one way does, after a couple of dozen."""
+    from echo_ray.cache.eviction.tinylfu import _SignTest
+
+    test = _SignTest(64)
+    for i in range(5_000):
+        test.add(i % 2 == 0)
+        assert not test.first_ahead()
+    run_length = 0
+    while not test.first_ahead():
+        test.add(True)
+        run_length += 1
+    assert 10 <= run_length <= 30
+
+
+def test_each_duel_step_halves_the_weight_of_its_evidence():
+    """After a step the disagreements so far count half, so the next step needs new ones:
+    a run of 64 one-sided disagreements gives about 16 steps of 6.25% (enough to cross the
+    cache once), not one per disagreement once significant (55 without the discount); one
+    contrary disagreement after a step ends the significance at once."""
+    from echo_ray.cache.eviction.tinylfu import _SignTest
+
+    test, steps = _SignTest(64), []
+    for i in range(64):
+        test.add(True)
+        if test.first_ahead():
+            total, var = test.sum, test.var
+            test.discount()
+            assert (test.sum, test.var) == (total / 2, var / 4)
+            steps.append(i)
+    assert 12 <= len(steps) <= 24
+    test.add(False)
+    assert not test.first_ahead()
+
+
+def test_duel_samples_keys_by_a_prime_modulus():
+    """The leaders see the keys whose hash is 0 modulo the largest listed prime that leaves
+    them 128 entries; a small cache duels on every key; no duel without "ghost" mode or
+    with a weight budget."""
+    big = TinyLFUPolicy(maxsize=10_000)
+    assert (big._duel.prime, big._duel.size) == (61, 163)
+    small = TinyLFUPolicy(maxsize=200)
+    assert (small._duel.prime, small._duel.size) == (1, 200)
+    assert TinyLFUPolicy(maxsize=1).get(0) is None  # a one-entry cache still works
+    assert TinyLFUPolicy(maxsize=1000, adapt="climb")._duel is None
+    assert TinyLFUPolicy(maxsize=1000, maxbytes=10_000, sizeof=len)._duel is None
+    assert TinyLFUPolicy(maxsize=1000, duel=False)._duel is None
+    for key in range(100):  # only sampled misses enter the hit path's set
+        big.put(key, key)
+    assert big._sampled == {0, 61}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_duel_grows_the_window_at_the_start_of_a_recency_workload(seed):
+    """`recency_scans` favours LRU from the first requests; the window starts at 1%. The LRU
+    leader is soon significantly ahead, so after 12k requests the window is larger than
+    the shadow lists alone make it (by 12-40% of the capacity measured), and after 20k
+    the hits are closer to LRU's (by 1.6-2.2% of the requests measured)."""
+    keys = workloads.recency_scans(20_000, seed=seed)
+    duel, ghosts = TinyLFUPolicy(maxsize=2000), TinyLFUPolicy(maxsize=2000, duel=False)
+    duel_hits, ghost_hits = run(duel, keys[:12_000]), run(ghosts, keys[:12_000])
+    assert duel.window_capacity > ghosts.window_capacity + 0.1 * 2000
+    duel_hits += run(duel, keys[12_000:])
+    ghost_hits += run(ghosts, keys[12_000:])
+    assert duel_hits > ghost_hits + 0.01 * len(keys)
+
+
+def test_duel_brings_the_window_back_when_frequency_wins():
+    """After a recency phase has grown the window to most of the cache, a Zipf phase
+    favours the frequency filter: the small-window leader takes the lead and pulls the
+    window back to a few entries, where the shadow lists alone leave it above 75%."""
+    z = [k + 10**7 for k in workloads.zipf(110_000, seed=1)]
+    keys = workloads.recency_scans(10_000, seed=1) + z
+    duel, ghosts = TinyLFUPolicy(maxsize=2000), TinyLFUPolicy(maxsize=2000, duel=False)
+    run(duel, keys[:10_000])
+    assert duel.window_capacity > 0.75 * 2000
+    run(ghosts, keys[:10_000])
+    duel_hits, ghost_hits = run(duel, z), run(ghosts, z)
+    assert duel.window_capacity < 0.1 * 2000 and ghosts.window_capacity > 0.75 * 2000
+    assert duel_hits > ghost_hits + 0.01 * len(z)

@@ -24,6 +24,20 @@ How much room recency gets is not fixed (`adapt`):
   (7 in 8, over about 64), the split is far from its balance (the start, or a phase
   change): steps then grow with the agreement, up to 6.25% of the capacity, so the
   window crosses the cache in hundreds of misses, not thousands.
+  The shadow lists only see the margin of the current split, so on their own they
+  move slowly at the start and after a phase change, and can rest far from a better
+  split. Set dueling (Qureshi et al. 2007, DIP) covers that: two leaders run on a
+  hash sample of the keys (SHARDS, Waldspurger et al. 2015: a 1/P sample of the keys
+  at 1/P of the capacity estimates the full-size hit ratio), exact LRU (the window
+  grown to the whole cache) and W-TinyLFU at Caffeine's fixed 1% window, and each
+  sampled request is scored against this cache's own hit or miss on it. While a leader beats
+  this cache significantly on the recent disagreements (a sign test, z = 3) and is
+  also ahead of the other leader over a longer span, a hit of it that this cache
+  missed moves the target 6.25% of the capacity its way (Caffeine's step) and halves
+  the weight of the disagreements so far, so the next step needs new ones (a one-sided
+  run still crosses the cache in about 64 of them). A split the shadow lists found
+  between the two ends beats both leaders, so the duel then does nothing. Count
+  capacity only (`maxbytes` unset).
 - "climb": Caffeine's hill climber: every `sample_factor` x capacity requests it
   moves capacity by a step (6.25% of the capacity, decaying 2% per sample,
   restarting on a 5-point jump) in the direction that raised the hit rate. It
@@ -59,6 +73,19 @@ PROBE_DIVISOR = 8
 # each step is multiplied by 1 + the excess, at most Caffeine's step of 6.25% of capacity.
 AGREE_SPAN = 64
 AGREE_LEVEL = 0.75
+# Set dueling ("ghost" mode): the leaders run on the keys whose hash is 0 modulo a prime P,
+# at 1/P of the capacity; P the largest of SAMPLE_PRIMES that leaves them DUEL_MIN_SIZE
+# entries (a SHARDS sample below ~100 entries estimates the hit ratio poorly). A prime
+# modulus spreads strided keys (aligned addresses, dense ids) evenly. A leader's lead over
+# this cache is a sign test on their last ~DUEL_SPAN disagreements at DUEL_Z (one-sided
+# p = 0.0013); which leader leads the other is taken over DUEL_LONG_SPAN disagreements
+# (the range of DIP's 10-bit selector counter).
+DUEL_MIN_SIZE = 128
+DUEL_SPAN = AGREE_SPAN
+DUEL_LONG_SPAN = 512
+DUEL_Z = 3.0
+SAMPLE_PRIMES = (1, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749,
+                 65521)  # the largest prime below each power of two (1: every key)
 
 
 class _Shadow(OrderedDict):
@@ -80,20 +107,96 @@ class _Shadow(OrderedDict):
         self.weight -= self.pop(key)
 
 
+class _SignTest:
+    """Which of two policies hits more often lately: an exponentially decayed sum of their
+    disagreements (+1 the first hit and the second missed, -1 the reverse), and that sum's
+    variance if neither were better (each disagreement a fair coin)."""
+
+    __slots__ = ("decay", "sum", "var")
+
+    def __init__(self, span: int):
+        self.decay = 1.0 - 1.0 / span
+        self.sum = self.var = 0.0
+
+    def add(self, first_hit: bool) -> None:
+        self.sum = self.sum * self.decay + (1.0 if first_hit else -1.0)
+        self.var = self.var * self.decay * self.decay + 1.0
+
+    def first_ahead(self) -> bool:
+        """The first is significantly ahead (sum > DUEL_Z standard deviations)."""
+        total = self.sum
+        return total > 0.0 and total * total > DUEL_Z * DUEL_Z * self.var
+
+    def discount(self) -> None:
+        """Halve the weight of every disagreement so far: they were about a split that has
+        just moved, so the next move needs new ones to agree with them (the z score only
+        stays up if they do). Without it one burst of evidence drives the split to the
+        end, past the shadow lists' balance, where their own signals are too rare to bring
+        it back."""
+        self.sum *= 0.5
+        self.var *= 0.25
+
+
+class _Duel:
+    """The two leaders of "ghost" mode's set dueling, on the sampled keys: exact LRU and
+    W-TinyLFU with a fixed 1% window, each at the sample's share of the capacity."""
+
+    def __init__(self, capacity: int):
+        self.prime = max([p for p in SAMPLE_PRIMES if capacity // p >= DUEL_MIN_SIZE],
+                         default=1)  # sampled: hash(key) % prime == 0
+        self.size = capacity // self.prime
+        self.lru: OrderedDict = OrderedDict()
+        self.small = TinyLFUPolicy(maxsize=self.size, adapt="fixed")
+        self.lru_vs_us, self.small_vs_us = _SignTest(DUEL_SPAN), _SignTest(DUEL_SPAN)
+        self.lru_vs_small = _SignTest(DUEL_LONG_SPAN)
+
+    def observe(self, key: Hashable, hit: bool) -> int:
+        """Play a sampled request on both leaders; `hit` is this cache's outcome. Returns
+        +1 to grow the window toward LRU, -1 to shrink it toward 1%, 0 to leave it."""
+        lru = self.lru
+        lru_hit = key in lru
+        if lru_hit:
+            lru.move_to_end(key)
+        else:
+            lru[key] = None
+            if len(lru) > self.size:
+                lru.popitem(last=False)
+        small_hit = self.small.get(key) is not None
+        if not small_hit:
+            self.small.put(key, True)
+        if lru_hit != small_hit:
+            self.lru_vs_small.add(lru_hit)
+        move = 0
+        if lru_hit != hit:
+            test = self.lru_vs_us
+            test.add(lru_hit)
+            if lru_hit and self.lru_vs_small.sum > 0 and test.first_ahead():
+                test.discount()
+                move = 1
+        if small_hit != hit:
+            test = self.small_vs_us
+            test.add(small_hit)
+            if small_hit and self.lru_vs_small.sum < 0 and test.first_ahead():
+                test.discount()
+                move = -1
+        return move
+
+
 class TinyLFUPolicy(EvictionPolicy):
     """Capacity is in weight units when `maxbytes` is set, else in items.
 
     `window_fraction` (initial window, default 0.01 of the capacity) and
     `protected_fraction` (0.8 of the main region) follow Caffeine. Frequencies are
     exact counts with Caffeine's cap and halving (`FrequencyCounter`), counted in batches
-    in C.
+    in C. `duel=False` turns "ghost" mode's set dueling off (the shadow lists alone).
     """
 
     name = "tinylfu"
 
     def __init__(self, *args: Any, window_fraction: float = 0.01,
                  protected_fraction: float = 0.8,
-                 adapt: str = "ghost", sample_factor: int = 10, **kwargs: Any):
+                 adapt: str = "ghost", sample_factor: int = 10, duel: bool = True,
+                 **kwargs: Any):
         super().__init__(*args, **kwargs)
         if not 0.0 < window_fraction < 1.0:
             raise ValueError(f"window_fraction must be in (0, 1), got {window_fraction!r}")
@@ -132,6 +235,15 @@ class TinyLFUPolicy(EvictionPolicy):
         self._target = float(self.window_capacity)
         self._agreement = 0.0  # decayed sum of the recent shadow hits' directions
         self._max_boost = max(1.0, STEP_PERCENT * capacity)
+        self._duel = _Duel(capacity) if duel and self._ghosting and self.maxbytes is None \
+            else None
+        # A key is sampled when hash(key) % _sample_prime == _sample_residue (-1: never),
+        # which a miss tests. A hit tests `_sampled` instead (a set lookup is a third of
+        # the hash arithmetic): the sampled keys inserted lately, which holds every
+        # sampled key in the cache.
+        self._sample_prime = self._duel.prime if self._duel is not None else 1
+        self._sample_residue = 0 if self._duel is not None else -1
+        self._sampled: set = set()
         # "climb": hits and misses of the current sample.
         self.sample_period = sample_factor * items_hint
         self._sample_hits = 0
@@ -152,6 +264,11 @@ class TinyLFUPolicy(EvictionPolicy):
         """Nothing to do up front: the admission step runs after the insert."""
 
     def _on_insert(self, key: Hashable) -> None:
+        if hash(key) % self._sample_prime == self._sample_residue:
+            self._observe(key, False)
+        self._insert(key)
+
+    def _insert(self, key: Hashable) -> None:
         self._increment(key)
         w = self._sizes[key] if self._sizes is not None else 1
         self._window[key] = w
@@ -167,6 +284,8 @@ class TinyLFUPolicy(EvictionPolicy):
             self._admit_from_window()
 
     def _on_hit(self, key: Hashable) -> None:
+        if key in self._sampled:
+            self._observe(key, True)
         self._increment(key)
         if self._climbing:
             self._sample_hits += 1
@@ -195,7 +314,9 @@ class TinyLFUPolicy(EvictionPolicy):
             self._expire(key)
             return default
         # `_on_hit`, written out, with the counter's increment (a list append): no call
-        # on the hit path.
+        # on the hit path but for a sampled key.
+        if key in self._sampled:
+            self._observe(key, True)
         pending = self._pending
         pending.append(key)
         if len(pending) >= self._batch:
@@ -220,9 +341,11 @@ class TinyLFUPolicy(EvictionPolicy):
             data[key] = value
             self._on_hit(key)
             return True
+        if hash(key) % self._sample_prime == self._sample_residue:
+            self._observe(key, False)
         data[key] = value
         if not self._ghosting or key in self._rejected or key in self._victims:
-            self._on_insert(key)
+            self._insert(key)
             return key in data
         # The common miss, written out: unit weight, no shadow hit, so the window is over
         # by exactly one entry and at most one entry leaves (same result as `_on_insert`).
@@ -409,11 +532,25 @@ class TinyLFUPolicy(EvictionPolicy):
         excess = agreement * direction - AGREE_LEVEL * AGREE_SPAN
         if excess > 0:
             step *= min(1.0 + excess, self._max_boost)
-        if direction > 0:
-            self._target = min(self.capacity - 1.0, self._target + step)
-        else:
-            self._target = max(1.0, self._target - step)
-        change = int(self._target) - self.window_capacity
+        self._move_target(self._target + direction * step)
+
+    def _observe(self, key: Hashable, hit: bool) -> None:
+        """A sampled request (this cache's `hit` or miss) for the duel; a leader that is
+        significantly ahead pulls the target its way by Caffeine's step."""
+        if not hit:
+            sampled = self._sampled
+            if len(sampled) > 2 * self._duel.size:  # forget the keys since evicted
+                self._sampled = sampled = {k for k in sampled if k in self._data}
+            sampled.add(key)
+        move = self._duel.observe(key, hit)
+        if move:
+            self._move_target(self._target + move * self._max_boost)
+
+    def _move_target(self, target: float) -> None:
+        """New window target (main keeps at least one unit, so does the window); the
+        regions follow it."""
+        self._target = target = min(self.capacity - 1.0, max(1.0, target))
+        change = int(target) - self.window_capacity
         if change > 0:
             self._grow_window(change)
         elif change < 0:
