@@ -70,3 +70,14 @@ def test_plan_sizes_for_the_users(bench):
     plan = bench.plan_for(model, [200], seed=0)
     assert plan[0]["users"] == 200 and plan[0]["feasible"]
     assert plan[0]["p95_ms"] <= bench.P95_TARGET_MS
+
+
+def test_the_plan_uses_the_calibration_closer_to_live(bench):
+    rows = [{"live_p95_ms": 50.0, "sim_p95_ms": 55.0, "sim_sequential_p95_ms": 25.0},
+            {"live_p95_ms": 45.0, "sim_p95_ms": 60.0, "sim_sequential_p95_ms": 24.0}]
+    assert bench.plan_calibration(rows) == "first step"
+    rows = [{"live_p95_ms": 30.0, "sim_p95_ms": 90.0, "sim_sequential_p95_ms": 28.0}]
+    assert bench.plan_calibration(rows) == "sequential"
+    # without echo-ray calibrate's column (or any row) the first step's is all there is
+    assert bench.plan_calibration([{"live_p95_ms": 30.0, "sim_p95_ms": 90.0}]) == "first step"
+    assert bench.plan_calibration([]) == "first step"
