@@ -2,9 +2,10 @@
 
     python benchmarks/bench_autoscaling.py --json OUT [--trace PATH] [--days 7] [--skip-live]
     python benchmarks/bench_autoscaling.py --live-only --json OUT  # live vs simulated only
+    python benchmarks/bench_autoscaling.py --families-only --json OUT  # item 4 on the families
 
 1. policies: the NASA trace (or `--trace`: a `minute,requests` CSV or one count per line at
-   `--bin-seconds`), `--days` days from `--start-day`, scaled so its peak needs
+   `--bin-seconds`, or `family:NAME`, a synthetic family from `--seed`), `--days` days from `--start-day`, scaled so its peak needs
    `--peak-replicas` (40) replicas to keep p95 <= `--slo-ms` (400 ms); replicas start in
    `--startup-s` (30 s), serve one request at a time for an exponential `--service` time
    (50 ms), max_ongoing_requests 5 (Serve's default), power-of-two routing. Four policies on
@@ -24,7 +25,12 @@
    the first `--sweep-days` days of the same sized workload (fluid mode, `--sweep-workers`
    processes); the cost/SLO Pareto frontier, the best config (lowest priced total at the
    scaling settings' prices), ours against it with the targets, and the best config over
-   the whole run as `ray_tuned` (in the policies, the plot and docs/capacity.png).
+   the whole run as `ray_tuned` (in the policies, the plot and docs/capacity.png). Then the
+   same on each synthetic family (`--families`, all five by default, `--family-days` each,
+   sized the same way; `--families-only`: just them, `--skip-families`: not them), which no
+   policy here was tuned on: their entries join the trace's in `best_baseline`,
+   `vs_best_baseline` and `scaling_events` (per family: ours, ours_reactive, best_baseline),
+   their sweeps are in `families`.
 5. ROI veto: ours with the production path's pricing, with and without `roi_veto`, on the
    busiest `--veto-hours` of the same workload: what the veto saves (replica-hours) and
    costs (violation minutes), priced at the scaling settings' prices (`--veto-only`: just it).
@@ -57,6 +63,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from echo_ray.autoscaling.synthetic import FAMILIES
 from echo_ray.ops.localcluster import free_port
 from echo_ray.sim import (
     ClosedPopulation,
@@ -75,6 +82,7 @@ from echo_ray.sim.plots import plot_compare, plot_frontier
 from echo_ray.sim.results import SimResult
 from echo_ray.sim.runner import POLICIES, Plan, make_policy, rate_limit
 
+FAMILY = "family:"  # --trace family:NAME, a family of echo_ray.autoscaling.synthetic
 HEADLINE = ("slo_violation_minutes", "replica_seconds", "dropped", "p99_ms")
 DETAIL = HEADLINE + ("p95_ms", "p50_ms", "cost", "efficiency", "mean_replicas", "max_replicas",
                      "scaling_events", "decision_ms", "arrivals", "wall_s")
@@ -95,16 +103,21 @@ def _ratio(a, b):
     return None if a is None or b in (None, 0) else round(a / b, 4)
 
 
-def load_trace(args) -> RateTrace:
+def load_trace(spec: str, bin_seconds: float, seed: int, start_day: float,
+               days: float) -> RateTrace:
+    """`days` days from `start_day` of a trace file, "nasa" or "family:NAME" (a synthetic
+    family generated from `seed`, per minute), unscaled: `plan` sizes every one the same way."""
     try:
-        path = resolve_trace_path(args.trace)
+        if spec.startswith(FAMILY):
+            trace = RateTrace.synthetic(spec[len(FAMILY):], seed, start_day + days)
+        else:
+            trace = RateTrace.load(resolve_trace_path(spec), bin_seconds)
     except ValueError as exc:
         sys.exit(f"bench_autoscaling: {exc}")
-    trace = RateTrace.load(path, args.bin_seconds)
-    start = args.start_day * 86400.0
+    start = start_day * 86400.0
     if start >= trace.duration_s:
-        sys.exit(f"bench_autoscaling: --start-day {args.start_day} is past the trace's end")
-    return trace.window(start, args.days * 86400.0)
+        sys.exit(f"bench_autoscaling: --start-day {start_day} is past the trace's end")
+    return trace.window(start, days * 86400.0)
 
 
 def sim_config(args, **changes) -> SimConfig:
@@ -255,14 +268,14 @@ def _point(row: dict) -> fr.Point:
                     row["config"], row["scaling_events"])
 
 
-def bench_sweep(args, p: Plan, out_dir: Path) -> dict:
-    """Sweep Ray's default policy on the first `--sweep-days` of the sized workload."""
+def bench_sweep(args, p: Plan, out_dir: Path, days: float | None = None) -> dict:
+    """Sweep Ray's default policy on the first `days` (`--sweep-days`) of the sized workload."""
     global _SWEEP_PLAN
     from echo_ray.settings import get_settings
 
     scaling = get_settings().scaling
     prices = (scaling.price_per_replica_hour, scaling.violation_cost_per_hour / 60.0)
-    days = min(args.sweep_days, p.workload.duration_s / 86400.0)
+    days = min(args.sweep_days if days is None else days, p.workload.duration_s / 86400.0)
     _SWEEP_PLAN = dataclasses.replace(p, workload=p.workload.window(0.0, days * 86400.0))
     grid = fr.sweep_configs()
     jobs = [("ours", None), ("ours_reactive", None)] + [(fr.config_name(c), c) for c in grid]
@@ -307,6 +320,50 @@ def bench_sweep(args, p: Plan, out_dir: Path) -> dict:
                      "replica_seconds": round(best.replica_hours * 3600.0, 1),
                      "scaling_events": best.scaling_events},
             "vs_best": vs, "ours": by_name["ours"], "ours_reactive": by_name["ours_reactive"]}
+
+
+def headline(sweep: dict) -> tuple[dict, dict]:
+    """A sweep's entries of the JSON's `best_baseline` and `vs_best_baseline`."""
+    return ({k: sweep["best"][k] for k in ("config", "slo_violation_minutes", "replica_seconds")},
+            sweep["vs_best"])
+
+
+def bench_families(args) -> dict:
+    """The tuned-baseline comparison (`bench_sweep`) on each synthetic family: workloads no
+    policy here was tuned on, `--family-days` of each from `--seed`, sized like the trace."""
+    out = {}
+    for family in args.families:
+        trace = load_trace(FAMILY + family, 60.0, args.seed, 0.0, args.family_days)
+        p = plan(trace, sim_config(args), args.peak_replicas,
+                 ours_options={"price_decisions": False})
+        print(f"\n== family {family} (seed {args.seed}), {trace.duration_s / 86400:g} days "
+              f"x{p.scale:.1f} (peak {p.workload.peak_rate:.0f} req/s needs {p.peak_replicas} "
+              f"replicas, mean {p.workload.mean_rate:.0f} req/s); bounds "
+              f"{p.min_replicas}-{p.max_replicas} ==")
+        out[family] = bench_sweep(args, p, args.out_dir, days=args.family_days)
+    print(f"\n== families (seed {args.seed}, {args.family_days:g} days each): replica-hours / "
+          f"violation min / scaling events ==")
+    for family, sw in out.items():
+        b, o, r = sw["best"], sw["ours"], sw["ours_reactive"]
+        print(f"   {family:<15} best {fr.config_name(b['config']):<28} "
+              f"{b['replica_seconds'] / 3600:>7,.1f} {b['slo_violation_minutes']:>5} "
+              f"{b['scaling_events']:>5} | ours {o['replica_seconds'] / 3600:>7,.1f} "
+              f"{o['slo_violation_minutes']:>5} {o['scaling_events']:>5} | ours_reactive "
+              f"{r['replica_seconds'] / 3600:>7,.1f} {r['slo_violation_minutes']:>5} "
+              f"{r['scaling_events']:>5} | {'MET' if sw['vs_best']['met'] else 'NOT MET'}")
+    return out
+
+
+def families_doc(sweeps: dict, args) -> dict:
+    """The families' JSON: the headline keys per family, and every sweep in `families`."""
+    pairs = {f: headline(sw) for f, sw in sweeps.items()}
+    return {"best_baseline": {f: b for f, (b, _) in pairs.items()},
+            "vs_best_baseline": {f: v for f, (_, v) in pairs.items()},
+            "scaling_events": {f: {"ours": sw["ours"]["scaling_events"],
+                                   "ours_reactive": sw["ours_reactive"]["scaling_events"],
+                                   "best_baseline": sw["best"]["scaling_events"]}
+                               for f, sw in sweeps.items()},
+            "families": {"seed": args.seed, "days": args.family_days, "sweeps": sweeps}}
 
 
 # -------------------------------------------------------------------------------- ROI veto
@@ -520,7 +577,9 @@ def readme_plot(results: list, path: Path, trace_days: float, start_day: float =
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, default=None, help="write results here")
-    ap.add_argument("--trace", default="nasa", help="'nasa' (ECHO_RAY_TRACES) or a trace file")
+    ap.add_argument("--trace", default="nasa",
+                    help="'nasa' (ECHO_RAY_TRACES), a trace file, or family:NAME (a synthetic "
+                         "family of echo_ray.autoscaling.synthetic, generated from --seed)")
     ap.add_argument("--bin-seconds", type=float, default=60.0)
     ap.add_argument("--start-day", type=float, default=0.0)
     ap.add_argument("--days", type=float, default=7.0)
@@ -541,6 +600,13 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-days", type=float, default=3.0,
                     help="days (from the run's start) of the tuned-baseline sweep")
     ap.add_argument("--sweep-workers", type=int, default=2)
+    ap.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
+                    help="synthetic families of the tuned-baseline comparison (default: all)")
+    ap.add_argument("--family-days", type=float, default=1.0,
+                    help="days of each family (from its start) in that comparison")
+    ap.add_argument("--families-only", action="store_true",
+                    help="only the tuned-baseline comparison on the families")
+    ap.add_argument("--skip-families", action="store_true")
     ap.add_argument("--veto-hours", type=float, default=3.0)
     ap.add_argument("--veto-only", action="store_true", help="only the ROI veto comparison")
     ap.add_argument("--skip-live", action="store_true")
@@ -570,7 +636,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     started = time.perf_counter()
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    trace = load_trace(args)
+    if args.families_only:
+        doc = families_doc(bench_families(args), args)
+        total = time.perf_counter() - started
+        print(f"\nbench_autoscaling: {total:.0f} s")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({
+                **doc, "command": "python benchmarks/bench_autoscaling.py "
+                + " ".join(sys.argv[1:]), "wall_s": round(total, 1)}, indent=1, default=str))
+        return 0
+    trace = load_trace(args.trace, args.bin_seconds, args.seed, args.start_day, args.days)
     if args.live_only:
         live = bench_live(args, trace, args.live_tuned)
         if args.json:
@@ -615,6 +691,7 @@ def main(argv=None) -> int:
     print(f"   ours / ray_default: SLO-violation minutes x{ratios['slo_violation_minutes']} "
           f"(target <= 0.5), replica-seconds x{ratios['replica_seconds']} (target <= 1.0)")
     speed = bench_sim_speed(args)
+    families = {} if args.skip_families else bench_families(args)
     live = {"skipped": True} if args.skip_live else bench_live(args, trace,
                                                                sweep["best"]["config"])
     if not args.skip_live:
@@ -628,12 +705,14 @@ def main(argv=None) -> int:
               f"x{live['ratios']['replica_seconds']}")
     total = time.perf_counter() - started
     print(f"\nbench_autoscaling: {total:.0f} s")
+    best, vs = headline(sweep)
+    fam = families_doc(families, args)
     doc = {"policies": policies, "ratios_ours_vs_ray_default": ratios, "sim_speed": speed,
            "live": live, "validation": validation, "setup": setup,
-           "best_baseline": {sweep["trace"]: {k: sweep["best"][k] for k in (
-               "config", "slo_violation_minutes", "replica_seconds")}},
-           "vs_best_baseline": {sweep["trace"]: sweep["vs_best"]},
-           "scaling_events": scaling_events, "sweep": sweep, "roi_veto": veto,
+           "best_baseline": {sweep["trace"]: best, **fam["best_baseline"]},
+           "vs_best_baseline": {sweep["trace"]: vs, **fam["vs_best_baseline"]},
+           "scaling_events": {**scaling_events, **fam["scaling_events"]},
+           "families": fam["families"], "sweep": sweep, "roi_veto": veto,
            "live_agreement": live.get("agreement", {"skipped": True}),
            "command": "python benchmarks/bench_autoscaling.py " + " ".join(sys.argv[1:]),
            "wall_s": round(total, 1)}

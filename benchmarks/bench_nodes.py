@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from echo_ray.autoscaling.synthetic import FAMILIES, generate
+from echo_ray.autoscaling.synthetic import FAMILIES
 from echo_ray.sim.arrivals import RateTrace
 from echo_ray.sim.config import SimConfig
 from echo_ray.sim.fluid import run_fluid
@@ -30,8 +30,7 @@ KEYS = ("slo_violation_minutes", "node_hours", "replica_seconds", "replica_node_
 
 
 def run_family(family: str, args) -> dict:
-    trace = generate(family, seed=args.seed, days=args.days)
-    rates = RateTrace.from_counts(trace.counts, 60.0, name=f"{family}-{args.seed}")
+    rates = RateTrace.synthetic(family, args.seed, args.days)
     cfg = SimConfig(startup_s=args.startup_s, tick_s=1.0, seed=args.seed)
     p = plan(rates, cfg, args.peak_replicas)
     # the forecaster must see as far as a node takes to start: 10 s steps, horizon to cover it

@@ -116,8 +116,9 @@ def _shifts_outages(rng, t, seed) -> SyntheticTrace:
         lv = float(np.clip(lv * np.exp(rng.uniform(-0.7, 0.7)), 5, 200))
     rate = level * _daily(t, rng.uniform(0, 2 * np.pi))
     outage = np.zeros(n, dtype=bool)
+    earliest = DAY if n > DAY + 1 else n // 2  # after the first day; in a day or less, its 2nd half
     for _ in range(max(1, n // (3 * DAY))):  # about one outage per 3 days, 30 min to 3 h
-        start = int(rng.integers(DAY, n - 1))
+        start = int(rng.integers(earliest, n - 1))
         outage[start: start + int(rng.integers(30, 180))] = True
     rate = np.where(outage, 0.0, rate)
     counts = rng.poisson(rate).astype(float)

@@ -2,9 +2,10 @@
 
 A `RateTrace` is a piecewise-constant arrival rate: one rate (requests/s) per bin of
 `bin_seconds`. It comes from a real trace (per-minute counts such as the NASA log), from any
-`minute,requests` CSV or one-count-per-line file, or from a synthetic pattern. Arrivals within
-a bin are a Poisson process (a Poisson count, uniform times), so the same trace and seed always
-give the same requests. A `ClosedPopulation` is N users who each send a request, wait for the
+`minute,requests` CSV or one-count-per-line file, from a seeded synthetic family
+(`echo_ray.autoscaling.synthetic`), or from a synthetic pattern. Arrivals within a bin are a
+Poisson process (a Poisson count, uniform times), so the same trace and seed always give the
+same requests. A `ClosedPopulation` is N users who each send a request, wait for the
 answer, think for an exponential time and send the next one.
 """
 
@@ -68,6 +69,14 @@ class RateTrace:
         """A `minute,requests` CSV (or one count per line at `bin_seconds`), or "nasa"."""
         path = resolve_trace_path(trace)
         return cls.from_counts(load_request_trace(path), bin_seconds, name=path.stem)
+
+    @classmethod
+    def synthetic(cls, family: str, seed: int = 0, days: float | None = None) -> RateTrace:
+        """A seeded synthetic family of `echo_ray.autoscaling.synthetic` (per-minute counts,
+        as a trace file holds them), named after the family."""
+        from echo_ray.autoscaling.synthetic import generate
+
+        return cls.from_counts(generate(family, seed, days).counts, 60.0, name=family)
 
     @classmethod
     def constant(cls, rate: float, duration_s: float, bin_seconds: float = 10.0) -> RateTrace:

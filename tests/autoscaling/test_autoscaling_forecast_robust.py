@@ -190,6 +190,15 @@ def test_generator_is_seeded_and_checks_its_input():
         generate("trend_ramps", seed=-1)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("days", [2 / 24, 1.0])
+def test_every_family_generates_a_day_or_less(family, days):
+    tr = generate(family, seed=0, days=days)  # shifts_outages used to fail at <= 1 day
+    assert tr.counts.size == round(days * 1440) and tr.counts.sum() > 0
+    if family == "shifts_outages":
+        assert tr.info["outage_fraction"] > 0  # its outage, in the second half
+
+
 # ---- models and the ensemble ------------------------------------------------------------------------
 def test_seasonal_naive_repeats_the_last_season():
     m = feed(SeasonalNaive(period=4, max_horizon=4), [1, 2, 3, 4, 5, 6])
