@@ -563,14 +563,15 @@ def _live_agreement(args, cfg, bounds, specs, segments, runs, live_dir) -> dict:
     return out
 
 
-def readme_plot(results: list, path: Path, trace_days: float, start_day: float = 0.0) -> Path:
+def readme_plot(results: list, path: Path, trace_days: float, start_day: float = 0.0,
+                trace_name: str = "NASA trace", slo_ms: float = 400.0) -> Path:
     """The busiest day of the run, every policy: demand, replicas, p95 per minute."""
     m = results[0].minutes
     day = int(np.argmax(m["rate_rps"].to_numpy()) // 1440) if trace_days > 1 else 0
     window = (day * 86400.0, (day + 1) * 86400.0)
     return plot_compare(results, path, dpi=72, window=window,
-                        title=f"NASA trace, day {start_day + day + 1:g} of the trace: provisioned "
-                              f"replicas and p95 per minute by policy (SLO 400 ms; ray_tuned: "
+                        title=f"{trace_name}, day {start_day + day + 1:g} of the trace: provisioned "
+                              f"replicas and p95 per minute by policy (SLO {slo_ms:g} ms; ray_tuned: "
                               f"the best config of the sweep)")
 
 
@@ -683,7 +684,8 @@ def main(argv=None) -> int:
     plot_compare(results, args.out_dir / "autoscaling_compare.png",
                  title=f"{trace.name}: {args.days:g} days, fluid mode")
     if args.readme_plot:
-        readme_plot(results, args.readme_plot, args.days, args.start_day)
+        readme_plot(results, args.readme_plot, args.days, args.start_day,
+                    "NASA trace" if args.trace == "nasa" else trace.name, args.slo_ms)
     ours, ray = policies["ours"], policies["ray_default"]
     ratios = {"slo_violation_minutes": _ratio(ours["slo_violation_minutes"],
                                               ray["slo_violation_minutes"]),
