@@ -17,7 +17,13 @@ pytestmark = pytest.mark.ray
 
 BIN_S = 10.0  # the comparison's "minute"
 MEAN_S = 0.4  # slow enough that a loaded machine's proxy and client are never the limit
-SLO_MS = 1600.0
+# 8x the service time, not the benchmark's 4x: after the scale-up three replicas serve at
+# utilisation ~0.5, where a 10-s bin's p95 (its 2nd-slowest of ~30 exponential answers) is
+# 1.1-2.4 s, so a 1,600 ms threshold made those bins coin flips, live and simulated alike (the
+# test failed twice in a row on them, 9 and 5 violation bins live, with every bin's replicas
+# agreeing). At 3,200 ms only the overloaded bins (p95 4.6-14 s) count: whether both see the
+# same overload.
+SLO_MS = 3200.0
 BOUNDS = (1, 3)
 
 
