@@ -575,6 +575,17 @@ def readme_plot(results: list, path: Path, trace_days: float, start_day: float =
                               f"the best config of the sweep)")
 
 
+def write_json(path: Path | None, doc: dict, started: float) -> None:
+    """`doc` with the command line and the wall time, to `path` (if given)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**doc, "command": "python benchmarks/bench_autoscaling.py "
+                                + " ".join(sys.argv[1:]),
+                                "wall_s": round(time.perf_counter() - started, 1)},
+                               indent=1, default=str))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", type=Path, default=None, help="write results here")
@@ -641,30 +652,17 @@ def main(argv=None) -> int:
         doc = families_doc(bench_families(args), args)
         total = time.perf_counter() - started
         print(f"\nbench_autoscaling: {total:.0f} s")
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({
-                **doc, "command": "python benchmarks/bench_autoscaling.py "
-                + " ".join(sys.argv[1:]), "wall_s": round(total, 1)}, indent=1, default=str))
+        write_json(args.json, doc, started)
         return 0
     trace = load_trace(args.trace, args.bin_seconds, args.seed, args.start_day, args.days)
     if args.live_only:
         live = bench_live(args, trace, args.live_tuned)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({
-                "live": live, "live_agreement": live["agreement"],
-                "command": "python benchmarks/bench_autoscaling.py " + " ".join(sys.argv[1:]),
-                "wall_s": round(time.perf_counter() - started, 1)}, indent=1, default=str))
+        write_json(args.json, {"live": live, "live_agreement": live["agreement"]}, started)
         return 0
     if args.veto_only:
         p = plan(trace, sim_config(args), args.peak_replicas)
         veto = bench_veto(args, p)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({"roi_veto": veto, "command": "python "
-                                             "benchmarks/bench_autoscaling.py "
-                                             + " ".join(sys.argv[1:])}, indent=1))
+        write_json(args.json, {"roi_veto": veto}, started)
         return 0
 
     policies, setup, results, validation = bench_policies(
