@@ -8,6 +8,12 @@ SLO-violation minutes, node-hours, replica-hours, replica time spent waiting for
 the with/without ratios; `--json` writes them.
 
     PYTHONPATH=$PWD python benchmarks/bench_nodes.py --families trend_ramps daily_weekly
+
+`--live` runs the same comparison on Ray's fake multi-node cluster instead (as root: each run
+in private namespaces; tests/multinode/test_multinode_autoscaler.py holds the scenario): one
+worker node to start, a request rate that ramps up, reactive then ahead; it prints when the
+first node request stood and the first replica waited for a node, replica-seconds waiting,
+each node's arrival, and the requests' latency.
 """
 
 from __future__ import annotations
@@ -58,6 +64,35 @@ def run_family(family: str, args) -> dict:
     return out
 
 
+def run_live() -> list[dict]:
+    """Both modes on the fake multi-node cluster, reactive first; their summaries."""
+    from tests.multinode.test_multinode_autoscaler import nodes_summary
+    from tests.support.multinode import run_isolated, sandbox_unavailable
+
+    reason = sandbox_unavailable()
+    if reason:
+        raise SystemExit(f"--live needs private namespaces: {reason}")
+    scenario = Path(__file__).resolve().parents[1] / "tests/multinode/test_multinode_autoscaler.py"
+    out = []
+    print(f"{'mode':<10}{'1st request s':>14}{'1st wait s':>11}{'replica-s waiting':>18}"
+          f"{'node-s':>8}{'nodes':>6}{'p50 ms':>8}{'p95 ms':>9}"
+          "  arrivals (s: replicas waiting before)")
+    for mode in ("reactive", "ahead"):
+        run = run_isolated(scenario, f"scenario_nodes_{mode}", timeout_s=900)
+        summary = {"mode": mode, **nodes_summary(run), "sent": run["sent"],
+                   "failed": run["failed"], "timeline": run["timeline"]}
+        out.append(summary)
+        fmt = lambda v: "-" if v is None else f"{v:g}"  # noqa: E731
+        arrivals = ", ".join(f"{a['t']:g}: {a['replicas_waiting_before']}"
+                             for a in summary["arrivals"])
+        print(f"{mode:<10}{fmt(summary['first_node_request_t']):>14}"
+              f"{fmt(summary['first_replica_waiting_t']):>11}"
+              f"{summary['replica_s_waiting_for_a_node']:>18}{summary['node_s']:>8}"
+              f"{summary['peak_nodes']:>6}"
+              f"{fmt(summary['p50_ms']):>8}{fmt(summary['p95_ms']):>9}  {arrivals}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", nargs="+", default=["trend_ramps", "daily_weekly"],
@@ -70,7 +105,14 @@ def main() -> None:
     ap.add_argument("--idle-timeout-s", type=float, default=300.0)
     ap.add_argument("--startup-s", type=float, default=30.0, help="a replica's own start-up")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--live", action="store_true",
+                    help="on Ray's fake multi-node cluster instead of the simulator (root)")
     args = ap.parse_args()
+    if args.live:
+        live = run_live()
+        if args.json:
+            args.json.write_text(json.dumps({"live": live}, indent=2, default=float))
+        return
     results = []
     print(f"nodes ahead of demand: ours, {args.replicas_per_node} replicas per node, nodes "
           f"start in {args.node_startup_s:g} s, idle timeout {args.idle_timeout_s:g} s, "
