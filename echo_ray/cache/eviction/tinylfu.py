@@ -5,7 +5,10 @@ the main region, a segmented LRU (probation / protected). It is admitted only if
 the frequency counter (exact counts, capped and periodically halved; `sketch.py`)
 says it is used more often than the main region's victim
 (the probation LRU entry); otherwise the candidate itself is dropped (but for a rare
-random admission of a frequent loser, as in Caffeine). So a burst
+random admission of a frequent loser, as in Caffeine). A tie goes to the larger
+region: the incumbent while the window is at most half the cache (Caffeine's rule, which
+keeps a loop's resident part), the newer candidate once the adaptive split has given the
+window most of the cache (the workload favours recency, and LRU would keep it). So a burst
 of one-hit wonders cannot flush the frequently used entries, while the window
 still serves recency.
 
@@ -379,7 +382,9 @@ class TinyLFUPolicy(EvictionPolicy):
         freq = count(candidate, 0)
         if freq > MAX_COUNT:
             freq = MAX_COUNT
-        if freq > self._victim_freq or (freq >= ADMIT_JITTER_FREQ
+        if freq > self._victim_freq or (freq == self._victim_freq
+                                            and 2 * self.window_capacity > self.capacity) \
+                    or (freq >= ADMIT_JITTER_FREQ
                                         and self._jitter() < ADMIT_JITTER):
             del region[victim]
             if region is probation:
@@ -479,7 +484,9 @@ class TinyLFUPolicy(EvictionPolicy):
                     self._victim_key, self._victim_version = victim, sketch.version
                     self._victim_freq = estimate(victim)
                 freq = estimate(candidate)
-                if freq > self._victim_freq or (freq >= ADMIT_JITTER_FREQ
+                if freq > self._victim_freq or (freq == self._victim_freq
+                                            and 2 * self.window_capacity > self.capacity) \
+                    or (freq >= ADMIT_JITTER_FREQ
                                                 and self._jitter() < ADMIT_JITTER):
                     self._remember(self._victims, victim, self._drop(victim, region))
                 else:
