@@ -211,6 +211,8 @@ class TinyLFUPolicy(EvictionPolicy):
         self.capacity = capacity
         self.protected_fraction = protected_fraction
         self.window_capacity = max(1, int(capacity * window_fraction))
+        # A frequency tie admits the candidate once the window holds most of the cache.
+        self._ties_admit = 2 * self.window_capacity > capacity
         self.protected_capacity = int(self.main_capacity * protected_fraction)
         items_hint = self.maxsize if self.maxsize is not None else max(16, capacity // 1024)
         self.sketch = FrequencyCounter(items_hint, sample_factor=sample_factor)
@@ -382,10 +384,8 @@ class TinyLFUPolicy(EvictionPolicy):
         freq = count(candidate, 0)
         if freq > MAX_COUNT:
             freq = MAX_COUNT
-        if freq > self._victim_freq or (freq == self._victim_freq
-                                            and 2 * self.window_capacity > self.capacity) \
-                    or (freq >= ADMIT_JITTER_FREQ
-                                        and self._jitter() < ADMIT_JITTER):
+        if freq > self._victim_freq or (freq == self._victim_freq and self._ties_admit) \
+                or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER):
             del region[victim]
             if region is probation:
                 self._probation_weight -= 1
@@ -485,9 +485,8 @@ class TinyLFUPolicy(EvictionPolicy):
                     self._victim_freq = estimate(victim)
                 freq = estimate(candidate)
                 if freq > self._victim_freq or (freq == self._victim_freq
-                                            and 2 * self.window_capacity > self.capacity) \
-                    or (freq >= ADMIT_JITTER_FREQ
-                                                and self._jitter() < ADMIT_JITTER):
+                                                and self._ties_admit) \
+                        or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER):
                     self._remember(self._victims, victim, self._drop(victim, region))
                 else:
                     self._remember(self._rejected, candidate, self._drop(candidate, probation))
@@ -588,6 +587,7 @@ class TinyLFUPolicy(EvictionPolicy):
         """New split: the window gets `window_capacity`, main the rest, protected its
         fixed share of main."""
         self.window_capacity = window_capacity
+        self._ties_admit = 2 * window_capacity > self.capacity
         self.protected_capacity = int(self.main_capacity * self.protected_fraction)
         self._demote_protected()
 
