@@ -282,7 +282,10 @@ def test_duel_grows_the_window_at_the_start_of_a_recency_workload(seed):
 def test_duel_brings_the_window_back_when_frequency_wins():
     """After a recency phase has grown the window to most of the cache, a Zipf phase
     favours the frequency filter: the small-window leader takes the lead and pulls the
-    window back to a few entries, where the shadow lists alone leave it above 75%."""
+    window back to a few entries, where the shadow lists alone leave it above half (above
+    75% before ties went to the larger region: with the window that large, a tied candidate
+    is admitted, so main serves recency too and the shadow lists see the frequency side's
+    wins sooner)."""
     z = [k + 10**7 for k in workloads.zipf(110_000, seed=1)]
     keys = workloads.recency_scans(10_000, seed=1) + z
     duel, ghosts = TinyLFUPolicy(maxsize=2000), TinyLFUPolicy(maxsize=2000, duel=False)
@@ -290,5 +293,5 @@ def test_duel_brings_the_window_back_when_frequency_wins():
     assert duel.window_capacity > 0.75 * 2000
     run(ghosts, keys[:10_000])
     duel_hits, ghost_hits = run(duel, z), run(ghosts, z)
-    assert duel.window_capacity < 0.1 * 2000 and ghosts.window_capacity > 0.75 * 2000
+    assert duel.window_capacity < 0.1 * 2000 and ghosts.window_capacity > 0.5 * 2000
     assert duel_hits > ghost_hits + 0.01 * len(z)

@@ -150,6 +150,23 @@ def test_tinylfu_admits_a_candidate_used_more_than_the_victim():
     assert p.evictions >= 1
 
 
+def test_tinylfu_ties_go_to_the_larger_region():
+    """A candidate whose frequency ties with the victim's is admitted only when the window
+    holds most of the cache (the adaptive split says recency wins, so a tie goes to the
+    newer key, as in LRU); with a small window the incumbent stays (Caffeine's rule)."""
+    for window, candidate_kept in ((5, False), (90, True)):
+        evicted = []
+        p = TinyLFUPolicy(maxsize=100, adapt="fixed", window_fraction=window / 100,
+                          on_evict=lambda k, v, out=evicted: out.append(k))
+        for i in range(100):
+            p.put(i, i)  # every key used once: every count is 1
+        p.sketch.flush()
+        candidate, victim = next(iter(p._window)), next(iter(p._probation))
+        assert p.frequency(candidate) == p.frequency(victim) == 1
+        p.put("new", 0)  # the window's oldest entry leaves it and meets probation's
+        assert evicted == ([victim] if candidate_kept else [candidate])
+
+
 def test_tinylfu_regions_are_bounded():
     p = TinyLFUPolicy(maxsize=200)
     for rnd in range(3):

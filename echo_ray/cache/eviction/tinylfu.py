@@ -5,7 +5,10 @@ the main region, a segmented LRU (probation / protected). It is admitted only if
 the frequency counter (exact counts, capped and periodically halved; `sketch.py`)
 says it is used more often than the main region's victim
 (the probation LRU entry); otherwise the candidate itself is dropped (but for a rare
-random admission of a frequent loser, as in Caffeine). So a burst
+random admission of a frequent loser, as in Caffeine). A tie goes to the larger
+region: the incumbent while the window is at most half the cache (Caffeine's rule, which
+keeps a loop's resident part), the newer candidate once the adaptive split has given the
+window most of the cache (the workload favours recency, and LRU would keep it). So a burst
 of one-hit wonders cannot flush the frequently used entries, while the window
 still serves recency.
 
@@ -208,6 +211,8 @@ class TinyLFUPolicy(EvictionPolicy):
         self.capacity = capacity
         self.protected_fraction = protected_fraction
         self.window_capacity = max(1, int(capacity * window_fraction))
+        # A frequency tie admits the candidate once the window holds most of the cache.
+        self._ties_admit = 2 * self.window_capacity > capacity
         self.protected_capacity = int(self.main_capacity * protected_fraction)
         items_hint = self.maxsize if self.maxsize is not None else max(16, capacity // 1024)
         self.sketch = FrequencyCounter(items_hint, sample_factor=sample_factor)
@@ -379,8 +384,8 @@ class TinyLFUPolicy(EvictionPolicy):
         freq = count(candidate, 0)
         if freq > MAX_COUNT:
             freq = MAX_COUNT
-        if freq > self._victim_freq or (freq >= ADMIT_JITTER_FREQ
-                                        and self._jitter() < ADMIT_JITTER):
+        if freq > self._victim_freq or (freq == self._victim_freq and self._ties_admit) \
+                or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER):
             del region[victim]
             if region is probation:
                 self._probation_weight -= 1
@@ -479,8 +484,9 @@ class TinyLFUPolicy(EvictionPolicy):
                     self._victim_key, self._victim_version = victim, sketch.version
                     self._victim_freq = estimate(victim)
                 freq = estimate(candidate)
-                if freq > self._victim_freq or (freq >= ADMIT_JITTER_FREQ
-                                                and self._jitter() < ADMIT_JITTER):
+                if freq > self._victim_freq or (freq == self._victim_freq
+                                                and self._ties_admit) \
+                        or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER):
                     self._remember(self._victims, victim, self._drop(victim, region))
                 else:
                     self._remember(self._rejected, candidate, self._drop(candidate, probation))
@@ -581,6 +587,7 @@ class TinyLFUPolicy(EvictionPolicy):
         """New split: the window gets `window_capacity`, main the rest, protected its
         fixed share of main."""
         self.window_capacity = window_capacity
+        self._ties_admit = 2 * window_capacity > self.capacity
         self.protected_capacity = int(self.main_capacity * self.protected_fraction)
         self._demote_protected()
 
