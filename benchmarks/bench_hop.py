@@ -8,11 +8,16 @@ weights weigh against the processes that hold them.
 2. concurrent: 4 threads, each on another served tree (the replica runs requests in threads),
    requests per second both ways by series length; where actors/in-process crosses 1 is the
    work threshold of `echo_ray.service.placement` (`WORKER_INPROCESS_MAX_WORK`).
+   mixed: 3 threads of small encodes beside 1 of large ones, the small ones' latency with
+   every encode on the actors, by the rule, and all in-process.
 3. requests: each processing type's example request, scaled up, through `CognitiveProcessor`
    with every encode on the actors against every encode in-process.
 4. weights: reservoir weights per served tree (bytes and build time), against the memory (USS)
    of the Ray worker process each membrane actor is: the most that sharing the weights through
    the object store could save against per-process copies.
+5. replica: a worker replica's start (its constructor and warm-up) and its memory (USS of the
+   replica plus its membrane actors), with every encode on the actors against the default
+   threshold (each tree then also built in the replica).
 Every figure is the median of 3 rounds, with the rounds' min and max; the machine's load
 average is recorded beside each section.
 """
@@ -146,6 +151,59 @@ def concurrent(cache, specs: dict, lengths: list[int], seconds: float) -> list[d
               f" {summary(ratios)['median']:5.2f} [{min(ratios):.2f}, {max(ratios):.2f}]"
               f" load {load()}", flush=True)
     return rows
+
+
+def mixed(cache, specs: dict, seconds: float, small_T: int = 16, large_T: int = 2048) -> dict:
+    """3 threads of small encodes (one tree each) beside 1 thread of large ones (grammar): the
+    small ones' latency and the large ones' rate with every encode on the actors, by the rule
+    (default threshold: the small in-process, the large on the actors) and all in-process."""
+    from echo_ray.service.placement import work
+    from echo_ray.settings import Settings
+
+    default = Settings.from_env({}).service.worker_inprocess_max_work
+    small_names = ["reasoning", "agents", "multi_modal_2"]
+    engines = [cache(specs[n]) for n in small_names] + [cache(specs["grammar"])]
+    rng = np.random.default_rng(2)
+    inputs = [rng.standard_normal((small_T, specs[n].input_dim)) for n in small_names]
+    inputs.append(rng.standard_normal((large_T, specs["grammar"].input_dim)))
+    sides = (("actors", ALL_ACTORS), ("rule", default), ("in_process", ALL_LOCAL))
+    per: dict = {side: {"small_p50_ms": [], "small_p95_ms": [], "large_rps": []}
+                 for side, _ in sides}
+    for _ in range(ROUNDS):
+        for side, max_work in sides:
+            set_max_work(cache, max_work)
+            for e, U in zip(engines, inputs, strict=True):
+                e.encode(U)
+            lat: list[list[float]] = [[] for _ in engines]
+            stop = time.perf_counter() + seconds
+
+            def loop(k: int, lat=lat, stop=stop) -> None:
+                while time.perf_counter() < stop:
+                    t0 = time.perf_counter()
+                    engines[k].encode(inputs[k])
+                    lat[k].append(time.perf_counter() - t0)
+
+            threads = [threading.Thread(target=loop, args=(k,)) for k in range(len(engines))]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - t0
+            small = 1000 * np.array([x for k in range(len(small_names)) for x in lat[k]])
+            per[side]["small_p50_ms"].append(float(np.percentile(small, 50)))
+            per[side]["small_p95_ms"].append(float(np.percentile(small, 95)))
+            per[side]["large_rps"].append(len(lat[-1]) / wall)
+    res: dict = {side: {k: summary(v) for k, v in d.items()} for side, d in per.items()}
+    res.update({"small_work": work(specs["reasoning"], small_T),
+                "large_work": work(specs["grammar"], large_T), "threshold": default,
+                "load": load()})
+    for side, _ in sides:
+        r = res[side]
+        print(f"mixed {side:10s}: small p50 {r['small_p50_ms']['median']:6.2f} ms p95 "
+              f"{r['small_p95_ms']['median']:7.2f} ms, large {r['large_rps']['median']:5.2f} "
+              f"rps; load {load()}", flush=True)
+    return res
 
 
 def crossover(rows: list[dict]) -> float | None:
@@ -286,6 +344,66 @@ class ActorMemory:
         return {"empty": empty, "with": uss(os.getpid())}
 
 
+class ReplicaProbe:
+    """A worker replica's constructor (warm-up included) in a fresh Ray worker process, as
+    Serve runs it: how long it takes, and the pids of the replica and its membrane actors."""
+
+    def start(self, data_dir: str, max_work: int) -> dict:
+        from echo_ray.service.worker import CognitiveWorker
+        from echo_ray.settings import Settings
+
+        settings = Settings.from_env({}, paths={"data_dir": data_dir},
+                                     service={"worker_inprocess_max_work": max_work},
+                                     scaling={"membrane_interval_s": 0.0})
+        t0 = time.perf_counter()
+        self.worker = CognitiveWorker.func_or_class(settings)
+        seconds = time.perf_counter() - t0
+        import ray
+
+        pids = ray.get([a.__ray_call__.remote(lambda actor: os.getpid())
+                        for a in self.worker.engines.actors()])
+        return {"seconds": seconds, "pid": os.getpid(), "actor_pids": pids}
+
+    def stop(self) -> None:
+        self.worker.engines.shutdown()
+
+
+def replica(rounds: int) -> dict:
+    """Start time and memory (USS of the replica process plus its membrane actors) of a worker
+    replica, every encode on the actors (threshold 0) against the default threshold (each
+    tree also in the replica). Interleaved rounds."""
+    import tempfile
+
+    import ray
+
+    from echo_ray.settings import Settings
+
+    default = Settings.from_env({}).service.worker_inprocess_max_work
+    probe_cls = ray.remote(num_cpus=0)(ReplicaProbe)
+    per: dict = {side: {"start_s": [], "replica_uss": [], "actors_uss": [], "actors": []}
+                 for side in ("actors_only", "placed")}
+    for _ in range(rounds):
+        for side, max_work in (("actors_only", 0), ("placed", default)):
+            probe = probe_cls.remote()
+            out = ray.get(probe.start.remote(tempfile.mkdtemp(prefix="echo-hop-"), max_work))
+            per[side]["start_s"].append(out["seconds"])
+            per[side]["replica_uss"].append(uss(out["pid"]))
+            per[side]["actors_uss"].append(sum(uss(p) for p in out["actor_pids"]))
+            per[side]["actors"].append(len(out["actor_pids"]))
+            ray.get(probe.stop.remote())
+            ray.kill(probe)
+    res = {side: {k: summary(v) for k, v in d.items()} for side, d in per.items()}
+    res["default_max_work"], res["load"] = default, load()
+    for side in ("actors_only", "placed"):
+        r = res[side]
+        print(f"replica {side:11s}: start {r['start_s']['median']:.2f} s "
+              f"[{r['start_s']['min']:.2f}, {r['start_s']['max']:.2f}], replica USS "
+              f"{r['replica_uss']['median'] / 2**20:.1f} MiB + {r['actors']['median']:.0f} "
+              f"membrane actors {r['actors_uss']['median'] / 2**20:.1f} MiB; load {load()}",
+              flush=True)
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", required=True)
@@ -314,8 +432,10 @@ def main(argv=None) -> int:
         results["single"] = single(cache, specs, lengths, calls)
         results["concurrent"] = concurrent(cache, specs, conc_lengths, seconds)
         results["crossover_work"] = crossover(results["concurrent"])
+        results["mixed"] = mixed(cache, served_specs(), seconds)
         results["requests"] = requests(cache, scales, calls)
         results["weights"] = weights(specs)
+        results["replica"] = replica(1 if args.quick else ROUNDS)
     finally:
         cache.shutdown()
     results["load_average_end"] = list(os.getloadavg())

@@ -26,4 +26,8 @@ def test_bench_hop_quick_writes_both_sides(ray_session, tmp_path):
                                                      "agent_evaluation", "multi_modal"}
     w = res["weights"]
     assert w["largest_bytes"] <= w["total_bytes"] < w["worker_process_uss_bytes"]["median"]
+    for side in ("actors_only", "placed"):  # a replica's start and memory, both ways
+        r = res["replica"][side]
+        assert r["start_s"]["median"] > 0 and r["actors"]["median"] >= 1
+        assert r["replica_uss"]["median"] > 0 and r["actors_uss"]["median"] > 0
     assert ray_session.is_initialized()  # it used the session's Ray and left it running
