@@ -1,12 +1,13 @@
 """Where a worker replica runs a stateless encode: in its own process, or on its membrane actors.
 
-The actor hop costs a fixed ~1.5-3 ms plus the states' trip back (T x units floats), so one
-request alone is always faster in-process. But in-process work holds the replica's one Python
-interpreter: under concurrent requests for several trees, the actors (one process per tree)
-compute side by side and overtake it once a call is large enough. The predictor of a call's
-cost is its work, steps x reservoir units of the whole tree (summed over a batch), and the
-threshold is where the two crossed in `benchmarks/bench_hop.py` (RESULTS.md, "Actor hop or
-in-process"); settings `service.worker_inprocess_max_work`, 0 = always the actors.
+The actor hop costs a few ms plus the states' trip back (T x units floats), so one request
+alone is faster in-process at every size measured. But in-process work holds the replica's
+one Python interpreter, while the actors (one process per tree) compute side by side: with
+4 trees encoding at once, their throughput came within ~10-20% of in-process from ~50,000
+work on, against 1.2-4x behind below it (`benchmarks/bench_hop.py`; RESULTS.md, "Actor hop
+or in-process"). The predictor of a call's cost is its work, steps x reservoir units of the
+whole tree (summed over a batch); below the threshold (settings
+`service.worker_inprocess_max_work`, 0 = always the actors) the replica keeps the call.
 """
 
 from __future__ import annotations
