@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_OUT ?= benchmarks/out
 
-.PHONY: install run stop demo test lint docs lock cluster-secret bench bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-load bench-autoscaling soak clean prometheus-tools sshd-tools
+.PHONY: install run stop demo test lint docs lock cluster-secret bench bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-hop bench-load bench-autoscaling soak clean prometheus-tools sshd-tools
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -90,7 +90,7 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_TARGET) $(UPGRADE) \
 	  --custom-compile-command 'make lock' -o requirements.lock
 
-bench: bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-autoscaling
+bench: bench-dtesn bench-cache bench-forecast bench-routing bench-serve bench-hop bench-autoscaling
 
 bench-dtesn: $(STAMP)
 	@mkdir -p $(BENCH_OUT)
@@ -111,6 +111,10 @@ bench-routing: $(STAMP)
 bench-serve: $(STAMP)
 	@mkdir -p $(BENCH_OUT)
 	$(BIN)/python benchmarks/bench_serve.py --json $(BENCH_OUT)/serve.json
+
+bench-hop: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python benchmarks/bench_hop.py --json $(BENCH_OUT)/hop.json
 
 # Locust step load against an echo-ray it starts (and stops) itself; QUICK=1 for < 5 minutes,
 # URL=http://host:port to load a running one instead.

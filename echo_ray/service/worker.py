@@ -1,6 +1,7 @@
 """The cognitive worker deployment: loads the session, runs one processing type on the DTESN
-(membranes in Ray actors), saves the session only if it changed and only if nobody else changed
-it meanwhile (optimistic versions; the request is re-run on a conflict)."""
+(small encodes in the replica, large ones on membranes in Ray actors: `placement`), saves the
+session only if it changed and only if nobody else changed it meanwhile (optimistic versions;
+the request is re-run on a conflict)."""
 
 from __future__ import annotations
 
@@ -130,14 +131,18 @@ class CognitiveWorker(RoutingStatsMixin):
                                             actor_namespace=self.settings.cluster.namespace)
         self._resource_prefix = f"{where}/{replica}/dtesn-"
         self._warming_up = self.settings.service.worker_warm_up
-        self.engines = EngineCache(use_actors=True, name_prefix=f"echo-{replica}",
-                                   on_new=self._engine_created)
+        self.engines = EngineCache(
+            use_actors=True, name_prefix=f"echo-{replica}", on_new=self._engine_created,
+            inprocess_max_work=self.settings.service.worker_inprocess_max_work)
         self.core = CognitiveProcessor(self.settings, self.engines)
         if self._warming_up:
             # Serve routes to a replica once its constructor returns: it starts warm, and a
             # scale-up does not hand users seconds-long first requests (engine and membrane
             # actor creation). A failure here fails the replica's start (Serve retries it).
-            log.info("replica %s warmed up in %.1f s", replica, self.core.warm_up())
+            t0 = time.perf_counter()
+            self.core.warm_up()
+            self.engines.wait_for_actors()  # the warm-up's small requests ran in-process
+            log.info("replica %s warmed up in %.1f s", replica, time.perf_counter() - t0)
             # The warm-up is not user load: under the scaling loop, its calls made each new
             # membrane group look busy and grow to 2 actors in the middle of the warm-up,
             # which doubled a replica's start (RESULTS.md). The groups join the loop now.
@@ -184,6 +189,10 @@ class CognitiveWorker(RoutingStatsMixin):
 
     def ping(self) -> bool:
         return True
+
+    def placement(self) -> dict[str, int]:
+        """Encodes run in this replica and on its membrane actors so far."""
+        return self.engines.placement()
 
     async def dependency_problem(self) -> str | None:
         engines = self.engines.engines()

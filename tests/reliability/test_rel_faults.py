@@ -41,8 +41,11 @@ def app(serve_session, durable_redis, tmp_path_factory):
     from echo_ray.settings import Settings
 
     data = tmp_path_factory.mktemp("rel")
+    # every encode on the membrane actors (WORKER_INPROCESS_MAX_WORK=0): the short stores of
+    # the membrane-kill test would otherwise run in the replica, past the actors it kills
     settings = Settings.from_env({}, paths={"data_dir": data},
                                  sessions={"redis_url": durable_redis.url},
+                                 service={"worker_inprocess_max_work": 0},
                                  scaling={"min_instances": 2, "max_instances": 2})
     serve.run(build_app(settings), name=APP, route_prefix=f"/{APP}")
     url = f"{serve_session}/{APP}"
