@@ -156,11 +156,10 @@ def concurrent(cache, specs: dict, lengths: list[int], seconds: float) -> list[d
 def mixed(cache, specs: dict, seconds: float, small_T: int = 16, large_T: int = 2048) -> dict:
     """3 threads of small encodes (one tree each) beside 1 thread of large ones (grammar): the
     small ones' latency and the large ones' rate with every encode on the actors, by the rule
-    (default threshold: the small in-process, the large on the actors) and all in-process."""
-    from echo_ray.service.placement import work
-    from echo_ray.settings import Settings
+    (the measured threshold: the small in-process, the large on the actors) and all in-process."""
+    from echo_ray.service.placement import MEASURED_MAX_WORK, work
 
-    default = Settings.from_env({}).service.worker_inprocess_max_work
+    default = MEASURED_MAX_WORK
     small_names = ["reasoning", "agents", "multi_modal_2"]
     engines = [cache(specs[n]) for n in small_names] + [cache(specs["grammar"])]
     rng = np.random.default_rng(2)
@@ -370,15 +369,15 @@ class ReplicaProbe:
 
 def replica(rounds: int) -> dict:
     """Start time and memory (USS of the replica process plus its membrane actors) of a worker
-    replica, every encode on the actors (threshold 0) against the default threshold (each
+    replica, every encode on the actors (threshold 0) against the measured threshold (each
     tree also in the replica). Interleaved rounds."""
     import tempfile
 
     import ray
 
-    from echo_ray.settings import Settings
+    from echo_ray.service.placement import MEASURED_MAX_WORK
 
-    default = Settings.from_env({}).service.worker_inprocess_max_work
+    default = MEASURED_MAX_WORK
     probe_cls = ray.remote(num_cpus=0)(ReplicaProbe)
     per: dict = {side: {"start_s": [], "replica_uss": [], "actors_uss": [], "actors": []}
                  for side in ("actors_only", "placed")}
