@@ -106,6 +106,17 @@ def single(cache, specs: dict, lengths: list[int], calls: int) -> list[dict]:
     return rows
 
 
+def run_threads(loop, n: int) -> float:
+    """Run `loop(k)` for k in range(n), one thread each, all at once; the wall seconds."""
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(n)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def closed_loop(engines: list, inputs: list, seconds: float) -> float:
     """Requests per second of len(engines) threads, one engine each, back to back."""
     counts = [0] * len(engines)
@@ -116,13 +127,8 @@ def closed_loop(engines: list, inputs: list, seconds: float) -> float:
             engines[k].encode(inputs[k])
             counts[k] += 1
 
-    threads = [threading.Thread(target=loop, args=(k,)) for k in range(len(engines))]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    wall = run_threads(loop, len(engines))
+    return sum(counts) / wall
 
 
 def concurrent(cache, specs: dict, lengths: list[int], seconds: float) -> list[dict]:
@@ -182,13 +188,7 @@ def mixed(cache, specs: dict, seconds: float, small_T: int = 16, large_T: int = 
                     engines[k].encode(inputs[k])
                     lat[k].append(time.perf_counter() - t0)
 
-            threads = [threading.Thread(target=loop, args=(k,)) for k in range(len(engines))]
-            t0 = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            wall = time.perf_counter() - t0
+            wall = run_threads(loop, len(engines))
             small = 1000 * np.array([x for k in range(len(small_names)) for x in lat[k]])
             per[side]["small_p50_ms"].append(float(np.percentile(small, 50)))
             per[side]["small_p95_ms"].append(float(np.percentile(small, 95)))
