@@ -90,7 +90,9 @@ class EngineCache:
         """Until every membrane actor answers (GetTimeoutError past `timeout_s`). A warm-up
         that ran in-process never called them, and the replica's first health check (10 s)
         found them still starting on a busy machine and failed the replica."""
-        actors = self.actors()
+        with self._lock:
+            placed = bool(self._placed)
+        actors = self.actors() if placed else []  # all on the actors: the warm-up called them
         if actors:
             import ray
 

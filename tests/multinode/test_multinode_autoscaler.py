@@ -363,7 +363,9 @@ def nodes_summary(out: dict) -> dict:
                 for a, b in zip(rows, rows[1:]) if b["nodes"] > a["nodes"]]
     return {"first_node_request_t": first([r["node_request"] > 0 for r in rows]),
             "first_replica_waiting_t": first([p > 0 for p in pending]),
-            "replica_s_waiting_for_a_node": sum(pending), "arrivals": arrivals,
+            "replica_s_waiting_for_a_node": round(sum(
+                p * (b["t"] - a["t"]) for p, a, b in zip(pending, rows, rows[1:]))),
+            "arrivals": arrivals,
             "peak_nodes": max(r["nodes"] for r in rows),
             "node_s": round(sum(r["nodes"] * (b["t"] - r["t"]) for r, b in zip(rows, rows[1:]))),
             "released": out["timeline"][-1]["node_request"] == 0,
