@@ -38,9 +38,24 @@ if [ -z "${REDIS_URL:-}" ]; then
     printf 'bind %s\nport %s\nrequirepass %s\nprotected-mode yes\nappendonly yes\ndir %s\npidfile %s/redis.pid\n' \
       "$1" "$ECHO_RAY_REDIS_PORT" "$REDIS_PASSWORD" "$HOME/.echo-ray-redis" "$HOME/.echo-ray-redis" \
       > "$HOME/.echo-ray-redis/redis.conf"
-    REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h "$1" -p "$ECHO_RAY_REDIS_PORT" ping >/dev/null 2>&1 \
+    _echo_ray_redis_ping() {
+      [ "$(REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -h "$1" -p "$ECHO_RAY_REDIS_PORT" ping 2>/dev/null)" = PONG ]
+    }
+    _echo_ray_redis_ping "$1" \
       || redis-server "$HOME/.echo-ray-redis/redis.conf" --daemonize yes \
       || { echo "echo-ray: could not start redis-server on the head" >&2; return 1 2>/dev/null || exit 1; }
+    # --daemonize returns before Redis listens (and loads its append-only file): wait, bounded,
+    # until it answers, so the `ray start` and the deploy that follow find it.
+    _echo_ray_tries=0
+    until _echo_ray_redis_ping "$1"; do
+      _echo_ray_tries=$((_echo_ray_tries + 1))
+      if [ "$_echo_ray_tries" -ge 300 ]; then
+        echo "echo-ray: the head's Redis on $1:$ECHO_RAY_REDIS_PORT did not answer within 30 s" >&2
+        return 1 2>/dev/null || exit 1
+      fi
+      sleep 0.1
+    done
+    unset -f _echo_ray_redis_ping; unset _echo_ray_tries
   fi
   REDIS_URL="redis://:${REDIS_PASSWORD}@$1:${ECHO_RAY_REDIS_PORT}/0"
 fi
