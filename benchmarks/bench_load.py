@@ -23,7 +23,11 @@ load generator shares the machine with the service: on a busy machine the figure
 pessimistic.
 
 sim_vs_live: the closed-loop model of these users (echo_ray.sim.loadmodel) is calibrated from
-the first step's answers (cache hits: the front's time; misses: each type's worker time) and
+the first step's answers (cache hits: the front's time; misses: each type's worker time; the
+front processes' CPU per request, less their idle CPU: the part of the front's time that
+queues). That step is measured only after its users have run --settle-s (the replicas and
+membrane groups the first load wakes start and stop meanwhile), and it runs on until every
+type has --calibration-misses misses (at most 4 step lengths). The model
 predicts every step's p95 and throughput with the replicas that step ran; `echo-ray
 calibrate`'s sequential times calibrate it a second time, for comparison. The plan sizes the
 replicas and nodes for --plan-users at p95 <= 50 ms with that model.
@@ -227,6 +231,37 @@ def replicas_rss_bytes(dashboard: str | None, headers: dict) -> dict[str, int]:
     return out
 
 
+def front_cpu_s(dashboard: str | None, headers: dict, client=None) -> float | None:
+    """CPU seconds used so far by the front: the HTTP proxy and the ingress replicas of the
+    echo-ray this benchmark started (its own child processes; None for a --url app or when
+    none is found). Per request, the part of a cache hit's latency that holds the front."""
+    if not dashboard:
+        return None
+    import psutil
+
+    pids = {int(rep["pid"]) for rep in replica_details(dashboard, headers, client).get(
+        "IngressImpl", []) if rep.get("pid")}
+    total, found = 0.0, False
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.pid in pids or "ProxyActor" in " ".join(p.cmdline()[:1]):
+                t = p.cpu_times()
+                total += t.user + t.system
+                found = True
+        except psutil.Error:
+            pass
+    return total if found else None
+
+
+def machine_busy_s() -> float:
+    """CPU-seconds the machine's cores have spent busy: every process, this one's load
+    generator included."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+
 def dir_bytes(path: Path | None) -> int:
     """Bytes of the files under `path` (0 if there is none)."""
     if path is None or not path.exists():
@@ -274,6 +309,12 @@ class ReplicaSampler:
         if self._greenlet is not None:
             self._greenlet.kill()
 
+    def front_cpu_s(self) -> float | None:
+        try:
+            return front_cpu_s(self.dashboard, self.headers, self._client)
+        except Exception:  # no figure rather than a failed step
+            return None
+
     def summary(self) -> dict:
         names = sorted({n for s in self.samples for n in s})
         return {n: {"min": min(s.get(n, 0) for s in self.samples),
@@ -281,8 +322,17 @@ class ReplicaSampler:
                     "max": max(s.get(n, 0) for s in self.samples)} for n in names}
 
 
+def calibration_counts(samples: list) -> dict[str, int]:
+    """Misses per calibrated type, and hits (`cache_hit`), among a step's answers."""
+    counts = dict.fromkeys(set(KIND_OF.values()) | {"cache_hit"}, 0)
+    for name, cached, _ in samples:
+        counts["cache_hit" if cached else KIND_OF[name]] += 1
+    return counts
+
+
 def run_steps(base_url: str, steps, step_s: float, think_s: float, seed: int,
-              sampler: ReplicaSampler | None = None) -> list[dict]:
+              sampler: ReplicaSampler | None = None,
+              calibration_misses: int = 0, settle_s: float = 0.0) -> list[dict]:
     import gevent
     from locust.env import Environment
 
@@ -292,21 +342,53 @@ def run_steps(base_url: str, steps, step_s: float, think_s: float, seed: int,
     env = Environment(user_classes=[user], host=base_url)
     runner = env.create_local_runner()
     rows = []
+    # the front's and the machine's CPU while no user sends anything (Serve's health checks
+    # and metrics, Ray's own threads, the replica sampler, other tenants), taken off each
+    # step's, so that what is left is the requests' own
+    idle_s, idle0, idle_rate = 10.0, sampler.front_cpu_s(), None
+    busy0 = machine_busy_s()
+    with sampler:
+        gevent.sleep(idle_s)
+    machine_idle = (machine_busy_s() - busy0) / idle_s
+    if idle0 is not None:
+        idle1 = sampler.front_cpu_s()
+        idle_rate = (idle1 - idle0) / idle_s if idle1 is not None else None
     try:
         for users in steps:
             runner.start(users, spawn_rate=max(users, 1))
             deadline = time.monotonic() + 60
             while runner.user_count < users and time.monotonic() < deadline:
                 gevent.sleep(0.2)
-            gevent.sleep(min(2 * think_s, 5.0))  # new users' sessions and first stores
+            # new users' sessions and first stores; before the first step, which calibrates
+            # the model, also the replicas and membrane groups the load starts or stops
+            gevent.sleep(max(min(2 * think_s, 5.0), 0.0 if rows else settle_s))
             env.stats.reset_all()
             user.hits.clear()
             user.samples.clear()
+            cpu0 = sampler.front_cpu_s()
+            busy0 = machine_busy_s()
             t0 = time.monotonic()
             with sampler:
                 gevent.sleep(step_s)
+                # the first step calibrates the model: it runs on until every type has
+                # `calibration_misses` misses and as many hits (at most 3 more step lengths)
+                while (not rows and calibration_misses and time.monotonic() - t0 < 4 * step_s
+                       and min(calibration_counts(user.samples).values()) < calibration_misses):
+                    gevent.sleep(1.0)
             row = {"users": users, **snapshot(env, time.monotonic() - t0),
                    "replicas": sampler.summary()}
+            busy = (machine_busy_s() - busy0) / (time.monotonic() - t0)
+            cpu1 = sampler.front_cpu_s()
+            answered = row["all"]["requests"]
+            row["seconds"] = round(time.monotonic() - t0, 1)
+            row["machine"] = {  # the cores that service and load generator share
+                "cores": os.cpu_count() or 1, "busy_cores": busy, "idle_busy_cores": machine_idle,
+                "cpu_ms_per_request": (1000 * max(0.0, busy - machine_idle) * row["seconds"]
+                                       / answered if answered else None)}
+            row["front_cpu_ms"] = (
+                1000 * max(0.0, cpu1 - cpu0 - idle_rate * row["seconds"]) / answered
+                if None not in (cpu0, cpu1, idle_rate) and answered else None)
+            row["front_idle_cpu"] = idle_rate  # CPU-seconds per second, subtracted above
             hits = sum(h for h, _ in user.hits.values())
             answers = sum(n for _, n in user.hits.values())
             row["cache_hit_ratio"] = hits / answers if answers else 0.0
@@ -322,7 +404,10 @@ def run_steps(base_url: str, steps, step_s: float, think_s: float, seed: int,
                   f"p95 {row['all']['p95_ms']:.0f} p99 {row['all']['p99_ms']:.0f} ms  "
                   f"errors {row['error_rate']:.2%}  hits {row['cache_hit_ratio']:.0%}  "
                   + (f"workers {workers['min']}-{workers['max']}  " if workers else "")
-                  + f"load {row['load_average_1m']:.0f}  "
+                  + (f"front CPU {row['front_cpu_ms']:.1f} ms/req  "
+                     if row["front_cpu_ms"] is not None else "")
+                  + f"machine {busy:.2f} cores busy  "
+                  + f"{row['seconds']:.0f} s  load {row['load_average_1m']:.0f}  "
                   + f"{'ok' if row['passed'] else 'over target'}", flush=True)
             if len(rows) >= 3 and not (rows[-1]["passed"] or rows[-2]["passed"]):
                 break  # two steps in a row over target: past the knee (3 levels at least)
@@ -367,7 +452,8 @@ def calibration_from_step(row: dict, fallback: dict | None = None) -> dict:
         types[kind] = list(seq or pooled)
     return {"method": f"the live load test's step of {row['users']} users",
             "types": {k: {"latency_ms": v, **summarise_latencies(v)} for k, v in types.items()},
-            "cache_hit": {"latency_ms": hits, **summarise_latencies(hits)}}
+            "cache_hit": {"latency_ms": hits, **summarise_latencies(hits)},
+            "front_cpu_ms": row.get("front_cpu_ms")}
 
 
 def sim_vs_live(calibration: dict, rows: list[dict], think_s: float, seed: int,
@@ -628,7 +714,8 @@ def summarise(rows: list[dict], cores: int, alive: int, url: str, args) -> dict:
         "sessions_alive": alive,
         "steps": rows,
         "config": {"url": url, "app_args": args.app_args, "think_s": args.think_s,
-                   "step_seconds": args.step_seconds,
+                   "step_seconds": args.step_seconds, "settle_s": args.settle_s,
+                   "calibration_misses": args.calibration_misses,
                    "mix": MIX, "hit_share": HIT_SHARE, "p95_target_ms": P95_TARGET_MS,
                    "max_error_rate": MAX_ERROR_RATE, "seed": args.seed},
         "machine": {"cpus": cores, "load_average_end": list(os.getloadavg()),
@@ -671,7 +758,18 @@ def main(argv=None) -> int:
     ap.add_argument("--calibrate-n", type=int, help="requests per type of `echo-ray calibrate` "
                     "before the steps, a second calibration of the model beside the first "
                     "step's (default 20, --quick 10; 0: none)")
+    ap.add_argument("--calibration-misses", type=int, help="the first step, which calibrates "
+                    "the model, runs on until every type has this many misses and the cache "
+                    "this many hits, up to 4 step lengths (default 30, --quick 10; 0: no more "
+                    "than the other steps)")
+    ap.add_argument("--settle-s", type=float, help="seconds the first step's users run "
+                    "before it is measured, so that the autoscalers it wakes have settled "
+                    "(default 90, --quick 10)")
     args = ap.parse_args(argv)
+    if args.settle_s is None:
+        args.settle_s = 10.0 if args.quick else 90.0
+    if args.calibration_misses is None:
+        args.calibration_misses = 10 if args.quick else 30
     steps = [int(s) for s in args.steps.split(",")] if args.steps else list(
         QUICK_STEPS if args.quick else STEPS)
     args.step_seconds = args.step_seconds or (15.0 if args.quick else 60.0)
@@ -742,7 +840,7 @@ def main(argv=None) -> int:
                 if v.get("p50_ms") is not None)
                 + f" ms; cache hit p50 {calibration['cache_hit']['p50_ms']:.0f} ms", flush=True)
         rows = run_steps(url.rstrip("/"), steps, args.step_seconds, args.think_s, args.seed,
-                         sampler)
+                         sampler, args.calibration_misses, args.settle_s)
         alive = sessions_alive(url.rstrip("/"))
     finally:
         if app is not None:
@@ -760,8 +858,9 @@ def main(argv=None) -> int:
                   f"{r['live_rps']:.1f} req/s"
                   + (f" (calibrated sequentially: p95 {r['sim_sequential_p95_ms']:.0f} ms)"
                      if "sim_sequential_p95_ms" in r else ""), flush=True)
-    for row in rows:
-        row.pop("_samples", None)
+    # every answer of every step (request name, from the cache, ms): to recalibrate offline
+    path.with_suffix(".samples.json").write_text(json.dumps(
+        [{"users": row["users"], "samples": row.pop("_samples", [])} for row in rows]))
     out = summarise(rows, cores, alive, url, args)
     if model is not None:
         calib_path = path.with_suffix(".calibration.json")

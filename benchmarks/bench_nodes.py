@@ -11,9 +11,11 @@ the with/without ratios; `--json` writes them.
 
 `--live` runs the same comparison on Ray's fake multi-node cluster instead (as root: each run
 in private namespaces; tests/multinode/test_multinode_autoscaler.py holds the scenario): one
-worker node to start, a request rate that ramps up, reactive then ahead; it prints when the
-first node request stood and the first replica waited for a node, replica-seconds waiting,
-each node's arrival, and the requests' latency.
+worker node to start, a sleep-based worker of 1 CPU a replica, a load that steps up for 40 s
+every 160 s (four times), reactive then ahead; it prints when the first node request stood and
+the first replica waited for a node, replica-seconds waiting, node-seconds, each node's
+arrival, the requests' latency, and for each step how long the request had stood, the nodes
+up when it came and those that came in the minute before.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def run_live() -> list[dict]:
           f"{'node-s':>8}{'nodes':>6}{'p50 ms':>8}{'p95 ms':>9}"
           "  arrivals (s: replicas waiting before)")
     for mode in ("reactive", "ahead"):
-        run = run_isolated(scenario, f"scenario_nodes_{mode}", timeout_s=900)
+        run = run_isolated(scenario, f"scenario_nodes_{mode}", timeout_s=1100)
         summary = {"mode": mode, **nodes_summary(run), "sent": run["sent"],
                    "failed": run["failed"], "timeline": run["timeline"]}
         out.append(summary)
@@ -90,6 +92,11 @@ def run_live() -> list[dict]:
               f"{summary['replica_s_waiting_for_a_node']:>18}{summary['node_s']:>8}"
               f"{summary['peak_nodes']:>6}"
               f"{fmt(summary['p50_ms']):>8}{fmt(summary['p95_ms']):>9}  {arrivals}")
+        for st in summary["steps"]:
+            print(f"{'':<10}step up at {st['at']:g} s: request stood {st['request_stood_s']:g} s,"
+                  f" {st['nodes_at_step']} node(s) up, came in the minute before: "
+                  f"{st['nodes_came_in_the_minute_before'] or '-'}; replica-s waiting for a "
+                  f"node during the step: {st['replica_s_waiting']}")
     return out
 
 

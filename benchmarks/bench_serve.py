@@ -9,6 +9,9 @@ never fetches a body for it); `noop_post` (diagnostic: a bare deployment that re
 JSON body as the hit, which in Ray Serve is an actor call from the replica back to the proxy);
 memory retrieve served from the result cache (`hit`); the same retrieve computed by the worker on the DTESN
 actors (`miss`, `options.cache=false`). Headline figures at concurrency 32.
+
+Ray Serve's switches come from the environment: `RAY_SERVE_THROUGHPUT_OPTIMIZED=1 python
+benchmarks/bench_serve.py ...` measures Serve's throughput-optimized mode (RESULTS.md).
 """
 
 from __future__ import annotations
@@ -135,6 +138,9 @@ def main(argv=None) -> int:
         "machine": {"cpus": os.cpu_count()},
     })
     results["load_average"] = os.getloadavg()
+    # Serve's own switches (e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1) reach the cluster this run
+    # starts from this environment: keep them beside the figures they produced.
+    results["ray_serve_env"] = {k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")}
     print(f"cache-hit path / no-op throughput at concurrency 32: {results['ratio_hit_vs_noop']:.2f}"
           f" (bare POST no-op / no-op {results['ratio_noop_post_vs_noop']:.2f}, load {os.getloadavg()})")
     serve.shutdown()

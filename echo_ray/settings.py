@@ -108,11 +108,11 @@ class ServiceSection(_Section):
                                 "constructor, before Serve routes to it (no cold first "
                                 "requests after a scale-up)")
     worker_inprocess_max_work: int = _env(
-        "WORKER_INPROCESS_MAX_WORK", 0,
+        "WORKER_INPROCESS_MAX_WORK", 100_000,
         "a worker replica encodes in its own process, without the membrane-actor hop, when "
         "time steps x reservoir units of the tree (summed over a batch) is at most this; larger "
-        "work goes to the actors; `0` = always the actors (the default until the whole test "
-        "suite has run with it on; 100000 is the measured threshold: benchmarks/bench_hop.py)",
+        "work goes to the actors; `0` = always the actors (the default is the threshold "
+        "benchmarks/bench_hop.py measured)",
         ge=0)
     retry_after_s: int = Field(default=1, ge=0, description="`Retry-After` of 503 answers")
     ingress_min_replicas: int = _env("INGRESS_MIN_REPLICAS", 1, "ingress replicas, at least",

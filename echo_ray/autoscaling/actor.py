@@ -30,7 +30,7 @@ from .usage import UsageMeter
 
 DEFAULT_NAME = "echo_ray:scaling_optimizer"
 # Fields whose change needs a new forecaster (the others are read at decision time).
-_FORECASTER_FIELDS = ("forecast_max_horizon", "seasonal_period")
+_FORECASTER_FIELDS = ("forecast_max_horizon", "seasonal_period", "forecast_interval_window")
 
 
 def default_namespace() -> str:

@@ -51,6 +51,10 @@ class ScalingConfig:
     forecast_step_s: float = 1.0  # the forecaster sees one mean request rate per step
     forecast_max_horizon: int = 30  # steps the default forecaster can look ahead
     seasonal_period: int | None = None  # samples per season for Holt-Winters (None = off)
+    # how many recent forecast errors calibrate the forecast's interval (its upper bound sizes
+    # the node request): shorter forgets a regime sooner (e.g. errors made before a season
+    # was learnt), longer is steadier
+    forecast_interval_window: int = 500
     # Nodes ahead of demand (nodes.py): when the forecast at `node_startup_s` wants more
     # replicas than run, ask Ray's autoscaler for room for them (request_resources,
     # one bundle of `replica_resources` per replica); 0 or no resources: off.
@@ -113,6 +117,7 @@ class ScalingConfig:
         if self.replica_capacity_rps is not None:
             positive("replica_capacity_rps", self.replica_capacity_rps)
         integer("forecast_max_horizon", self.forecast_max_horizon, minimum=1)
+        integer("forecast_interval_window", self.forecast_interval_window, minimum=2)
         if self.seasonal_period is not None:
             integer("seasonal_period", self.seasonal_period, minimum=2)
 

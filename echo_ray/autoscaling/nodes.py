@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from .config import ScalingConfig
 from .forecast import Forecast
@@ -47,6 +47,16 @@ def replicas_ahead(forecast: Forecast | None, capacity: float | None,
         return None
     need = math.ceil(max(0.0, forecast.upper) / (capacity * cfg.target_utilisation) - 1e-9)
     return min(max(need, cfg.min_instances), cfg.max_instances)
+
+
+def peak_ahead(forecasts: Iterable[Forecast | None], capacity: float | None,
+               cfg: ScalingConfig) -> int | None:
+    """The most replicas any of `forecasts` (one per step from now to the node start-up time)
+    asks for: a node asked for now comes only after the start-up, so the request must cover
+    every step until then, not only the last one (a peak that ends before the start-up time
+    would otherwise release the request just as the replicas that need its nodes start)."""
+    wanted = [n for n in (replicas_ahead(f, capacity, cfg) for f in forecasts) if n is not None]
+    return max(wanted) if wanted else None
 
 
 def ahead_bundles(ahead: int | None, running: int,

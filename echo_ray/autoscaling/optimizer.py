@@ -46,7 +46,7 @@ from .config import ScalingConfig
 from .cost import CostBenefit, assess_change
 from .ensemble import default_ensemble
 from .forecast import Forecast, Forecaster
-from .nodes import node_horizon_steps, replicas_ahead
+from .nodes import node_horizon_steps, peak_ahead
 
 UP_TRIGGERS = ("utilisation", "p95_latency", "error_rate", "queue_length")
 MAX_GAP_STEPS = 1000  # at most this many missing forecast steps are interpolated
@@ -238,7 +238,8 @@ class ScalingOptimizer:
         self.config = config or ScalingConfig()
         self.predictive = bool(predictive)  # False: the reactive need alone (a baseline)
         self.forecaster = forecaster or default_ensemble(
-            max_horizon=self.config.forecast_max_horizon, period=self.config.seasonal_period)
+            max_horizon=self.config.forecast_max_horizon, period=self.config.seasonal_period,
+            interval_window=self.config.forecast_interval_window)
         self.decisions: deque[Decision] = deque(maxlen=integer("history", history, minimum=1))
         self._capacity: deque[float] = deque(maxlen=integer("capacity_window", capacity_window, minimum=1))
         self._traffic_seen = False  # no arrivals seen yet: the forecaster waits
@@ -405,9 +406,9 @@ class ScalingOptimizer:
                 self._last_up_t = s.t
         self._target = desired
         ahead = None
-        if cfg.node_startup_s > 0:
-            node_forecast, _ = self._forecast(node_horizon_steps(cfg, self.forecaster.max_horizon))
-            ahead = replicas_ahead(node_forecast, capacity, cfg)
+        if cfg.node_startup_s > 0:  # the most replicas wanted at any step until a node is up
+            ahead = peak_ahead((self._forecast(k)[0] for k in range(
+                1, node_horizon_steps(cfg, self.forecaster.max_horizon) + 1)), capacity, cfg)
         action = ("scale_up" if desired > base else
                   "scale_down" if desired < base else "hold")
         decision = Decision(

@@ -20,8 +20,7 @@ import numpy as np
 
 from echo_ray.dtesn.membrane_tree import TreeSpec
 
-# The threshold bench_hop.py measured; the setting's default stays 0 (always the actors) until
-# the whole test suite has run with the rule on.
+# The threshold bench_hop.py measured: the setting's default.
 MEASURED_MAX_WORK = 100_000
 
 

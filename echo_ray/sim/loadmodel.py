@@ -8,11 +8,15 @@ What it models, as the load test runs it:
   next request (closed loop: a slow answer delays the user's next request);
 - a request is a name of the mix (`memory_retrieve`, `reasoning`, ...), drawn by weight, and
   is answered from the result cache with that name's measured hit share;
-- every request is served by the front (HTTP proxy and ingress, `front_replicas` servers in
-  one FIFO queue) for a time resampled from the measured cache-hit latencies; a hit is then
-  done; a miss goes on to a worker replica (power of two choices on requests held, one at a
-  time per replica: the DTESN work is CPU-bound) for a time resampled from the type's
-  measured uncached latency less the median hit latency (what the front already counted).
+- every request passes the front (HTTP proxy and ingress) for a time resampled from the
+  measured cache-hit latencies. Only its CPU part (`front_cpu_share` of it, measured live as
+  the front processes' CPU time per request) holds one of `front_replicas` servers in one FIFO
+  queue; the rest (network, the client, Ray's calls between the processes) is a delay that
+  does not queue: the proxy and ingress are async and interleave many requests, so they queue
+  only for their CPU. A hit is then done; a miss goes on to a worker replica (power of two
+  choices on requests held, one at a time per replica: the DTESN work is CPU-bound) for a
+  time resampled from the type's measured uncached latency less the median hit latency
+  (what the front already counted).
 
 The measured times come from `calibrate_load`: `echo-ray calibrate` (uncached, sequential:
 service times with no queueing) plus the same for cache hits. What it does not model: CPU
@@ -47,9 +51,12 @@ class LoadModel:
     front_ms: tuple[float, ...]  # front (proxy + ingress) time of every request
     worker_ms: Mapping[str, tuple[float, ...]]  # processing type -> worker time of a miss
     think_s: float = 1.0
+    front_cpu_share: float = 1.0  # the part of a front time that holds a front server
 
     def __post_init__(self) -> None:
         positive("think_s", self.think_s)
+        if not 0.0 < self.front_cpu_share <= 1.0:
+            raise ValueError(f"front_cpu_share must be in (0, 1], got {self.front_cpu_share!r}")
         if not self.mix or not all(w >= 0 for w in self.mix.values()):
             raise ValueError("mix must be non-empty with weights >= 0")
         missing = [n for n in self.mix if self.kind_of.get(n) not in self.worker_ms]
@@ -62,7 +69,9 @@ class LoadModel:
     def from_calibration(cls, doc: dict, mix: Mapping[str, float],
                          hit_share: Mapping[str, float], kind_of: Mapping[str, str],
                          think_s: float = 1.0) -> LoadModel:
-        """From a `calibrate_load` document (or its path)."""
+        """From a `calibrate_load` document (or its path). Its `front_cpu_ms` (the front
+        processes' CPU time per request, when it was measured) sets `front_cpu_share`; without
+        it the whole front time queues, as a single FIFO server would."""
         if not isinstance(doc, dict):
             doc = read_calibration(doc)
         front = np.asarray(doc["cache_hit"]["latency_ms"], float)
@@ -71,13 +80,16 @@ class LoadModel:
         base = float(np.median(front))
         worker = {k: tuple(np.maximum(np.asarray(v["latency_ms"], float) - base, 0.1).tolist())
                   for k, v in doc["types"].items() if v.get("latency_ms")}
+        cpu_ms = doc.get("front_cpu_ms")
+        share = min(1.0, max(1e-3, cpu_ms / float(np.mean(front)))) if cpu_ms else 1.0
         return cls(dict(mix), dict(hit_share), dict(kind_of), tuple(front.tolist()), worker,
-                   think_s)
+                   think_s, share)
 
     def mean_times_s(self) -> tuple[float, float]:
-        """(front seconds per request, worker seconds per request), averaged over the mix."""
+        """(front server seconds per request, worker seconds per request), averaged over the
+        mix: what a replica of each is busy for."""
         total = sum(self.mix.values())
-        front = float(np.mean(self.front_ms)) / 1000
+        front = self.front_cpu_share * float(np.mean(self.front_ms)) / 1000
         worker = sum(w / total * (1 - self.hit_share.get(n, 0.0))
                      * float(np.mean(self.worker_ms[self.kind_of[n]]))
                      for n, w in self.mix.items()) / 1000
@@ -111,10 +123,12 @@ def simulate_users(model: LoadModel, users: int, worker_replicas: int, front_rep
 
     heap: list[tuple[float, int, int, int, int]] = []  # (t, seq, event, request, station)
     seq = 0
-    ARRIVE, FRONT_DONE, WORK_DONE = 0, 1, 2
+    ARRIVE, FRONT_DONE, WORK_DONE, FRONT_LEFT = 0, 1, 2, 3
+    share = model.front_cpu_share
     start: list[float] = []
+    after: list[float] = []  # each request's front delay that does not queue
     miss: list[int] = []  # name index if a miss else -1
-    front_q: deque[int] = deque()
+    front_q: deque[tuple[int, float]] = deque()  # (request, server seconds)
     front_busy = 0
     work_q: list[deque[int]] = [deque() for _ in range(worker_replicas)]
     work_busy = [False] * worker_replicas
@@ -138,16 +152,21 @@ def simulate_users(model: LoadModel, users: int, worker_replicas: int, front_rep
             req = len(start)
             start.append(t)
             miss.append(-1 if next(unif) < model.hit_share.get(names[i], 0.0) else i)
+            x = float(next(fronts))
+            after.append((1.0 - share) * x)
             if front_busy < front_replicas:
                 front_busy += 1
-                push(t + next(fronts), FRONT_DONE, req)
+                push(t + share * x, FRONT_DONE, req)
             else:
-                front_q.append(req)
-        elif ev == FRONT_DONE:
+                front_q.append((req, share * x))
+        elif ev == FRONT_DONE:  # its CPU part is done: free the server, then the delay
             if front_q:
-                push(t + next(fronts), FRONT_DONE, front_q.popleft())
+                nxt, held_s = front_q.popleft()
+                push(t + held_s, FRONT_DONE, nxt)
             else:
                 front_busy -= 1
+            push(t + after[req], FRONT_LEFT, req)
+        elif ev == FRONT_LEFT:
             if miss[req] < 0:
                 lat.append(t - start[req])
                 done_t.append(t)

@@ -11,6 +11,7 @@ from echo_ray.autoscaling.nodes import (
     NodeRequests,
     ahead_bundles,
     node_horizon_steps,
+    peak_ahead,
     replicas_ahead,
 )
 
@@ -28,6 +29,38 @@ def test_replicas_ahead_from_the_upper_bound_within_the_bounds():
     assert replicas_ahead(forecast(1000.0), 20.0, cfg) == 10  # at most max_instances
     assert replicas_ahead(forecast(0.0), 20.0, cfg) == 1  # at least min_instances
     assert replicas_ahead(None, 20.0, cfg) is None and replicas_ahead(forecast(1), None, cfg) is None
+
+
+def test_peak_ahead_covers_every_step_until_a_node_is_up():
+    cfg = ScalingConfig(min_instances=1, max_instances=10, node_startup_s=120.0)
+    # a peak that ends before the start-up time still needs its nodes now
+    assert peak_ahead([forecast(10.0), forecast(140.0), forecast(20.0)], 20.0, cfg) == 10
+    assert peak_ahead([None, forecast(30.0)], 20.0, cfg) == 3
+    assert peak_ahead([None, None], 20.0, cfg) is None and peak_ahead([], 20.0, cfg) is None
+
+
+def test_a_recurring_step_is_asked_for_before_it_comes_and_held_through_it():
+    """A square wave (1 req/s for 120 s, 4.5 req/s for 40 s) seen as Serve's pushed metrics
+    (a 10-s mean every 10 s), the season given: from the third step on, the node request
+    stands before the step comes and until it ends, and is released in the quiet part."""
+    period, low_s = 160.0, 120.0
+    rate = lambda t: 4.5 if t % period >= low_s else 1.0  # noqa: E731
+    cfg = ScalingConfig(min_instances=1, max_instances=3, replica_capacity_rps=2.5,
+                        target_latency_ms=60_000, forecast_step_s=2.0, seasonal_period=80,
+                        forecast_max_horizon=28, node_startup_s=50.0, replica_resources=CPU,
+                        lead_time_s=5.0, serve_gated=True)
+    opt = ScalingOptimizer(cfg)
+    seen, replicas, ahead = 1.0, 1, {}
+    for i in range(1000):  # 500 s at Serve's 0.5-s poll
+        t = i * 0.5
+        if i % 20 == 0:
+            seen = sum(rate(t - k * 0.1) for k in range(100)) / 100
+        d = opt.step(Sample(t=t, request_rate=seen, utilisation=seen / (2.5 * replicas),
+                            replicas=replicas, target_replicas=replicas))
+        replicas, ahead[t] = d.desired_replicas, d.ahead_replicas
+    step = 2 * period + low_s  # 440 s
+    assert all(ahead[t] == 3 for t in ahead if step - 20 <= t <= step + 40)
+    assert any(ahead[t] == 1 for t in ahead if step - 90 <= t <= step - 40)  # released
 
 
 def test_bundles_only_beyond_what_runs():

@@ -327,6 +327,7 @@ def test_config_from_the_settings_reads_the_documented_names():
     (lambda: ScalingConfig(scale_up_threshold=1.5), "scale_up_threshold"),
     (lambda: ScalingConfig(target_utilisation=0.9), "target_utilisation"),
     (lambda: ScalingConfig(scale_up_cooldown_s=-1.0), "scale_up_cooldown_s"),
+    (lambda: ScalingConfig(forecast_interval_window=1), "forecast_interval_window"),
     (lambda: ScalingConfig.from_dict({"max_replicas": 3}), "unknown"),
     (lambda: Sample(t=0.0, request_rate=-1.0, utilisation=0.5, replicas=1), "request_rate"),
     (lambda: Sample(t=0.0, request_rate=1.0, utilisation=0.5, replicas=1.5), "replicas"),
@@ -338,6 +339,12 @@ def test_config_from_the_settings_reads_the_documented_names():
 def test_bad_input_raises_value_error(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_the_interval_window_reaches_the_default_forecaster():
+    assert ScalingOptimizer(ScalingConfig(forecast_interval_window=40)).forecaster \
+        .interval_window == 40
+    assert ScalingOptimizer().forecaster.interval_window == 500
 
 
 def test_samples_must_not_go_back_in_time():

@@ -125,6 +125,8 @@ def test_the_served_apps_membrane_groups_follow_request_load(serve_session, tmp_
     name = f"loop_{uuid.uuid4().hex[:8]}"
     settings = Settings.from_env({}, paths={"data_dir": tmp_path},
                                  cluster={"namespace": NAMESPACE},
+                                 # every encode on the actors: small requests load them
+                                 service={"worker_inprocess_max_work": 0},
                                  scaling={"max_instances": 1, "membrane_interval_s": 0.5,
                                           "scale_up_cooldown_s": 0.0,
                                           "scale_down_cooldown_s": 0.0,

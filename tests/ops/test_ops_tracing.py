@@ -100,7 +100,9 @@ def test_spans_are_exported_over_otlp_to_a_collector():
 def test_one_request_yields_one_connected_trace(live_app):
     assert live_app.spans_dir is not None
     trace_id, parent = "5ce0e9a56015fec5aadfa328ae398115", "b7ad6b7169203331"
-    series = [0.11, 0.42, 0.93, 0.44] * 8  # options.cache=false: the worker must run
+    # options.cache=false: the worker must run; 1,000 steps x 200 units is above the in-process
+    # threshold (WORKER_INPROCESS_MAX_WORK), so the encode goes on to the membrane actors
+    series = [0.11, 0.42, 0.93, 0.44] * 250
     r = httpx.post(f"{live_app.base_url}/v1/reasoning", timeout=120,
                    headers={"traceparent": f"00-{trace_id}-{parent}-01"},
                    json={"input": {"series": series, "horizon": 2},

@@ -109,22 +109,35 @@ def test_round_robin_visits_replicas_in_order(deploy):
 
 
 def test_least_connections_sends_new_work_away_from_busy_replica(deploy):
+    """While one replica holds a request, the two idle ones take nearly all new work.
+
+    Not all: the router's counts come from Serve's queue-length cache and completion
+    callbacks, which can lag answers the client already has. Then all three replicas look
+    equally loaded for a moment and the random tie-break may pick the busy one; a CI run
+    on 2026-12-04 saw that once in 20 requests (cause not pinned down; 0 in 300 here
+    under CPU and proxy load). A router that ignored the counts would send it about a
+    third: 3 or fewer of 30 has a chance of 0.3% then.
+    """
     gate = Gate.remote()
     client = deploy("least_connections", gate=gate)
     held: dict[str, str] = {}
+    # Its own client, so the held request outlives the 30-s timeout of the probes.
+    holder = httpx.Client(base_url=client.base_url, timeout=120.0)
     holder_thread = threading.Thread(
-        target=lambda: held.update(replica=replica_of(client, {"hold": "1"})))
+        target=lambda: held.update(replica=replica_of(holder, {"hold": "1"})))
     holder_thread.start()
     try:
         busy = wait_until(lambda: ray.get(gate.get_holder.remote()), 30.0,
                           "a replica to hold the request")
-        visits = [replica_of(client) for _ in range(20)]
+        visits = [replica_of(client) for _ in range(30)]
     finally:
         gate.open.remote()
         holder_thread.join(timeout=30.0)
+        holder.close()
     assert held["replica"] == busy
-    assert busy not in visits, f"busy {busy} visited at {[i for i, v in enumerate(visits) if v == busy]} of {visits}"
-    assert len(set(visits)) == 2  # the two idle replicas share the new work
+    busy_at = [i for i, v in enumerate(visits) if v == busy]
+    assert len(busy_at) <= 3, f"busy {busy} visited at {busy_at} of {visits}"
+    assert len(set(visits) - {busy}) == 2  # the two idle replicas share the new work
 
 
 def test_replica_failing_check_health_stops_receiving_requests(deploy):

@@ -14,7 +14,7 @@ from echo_ray.cognitive import LocalEngines, memory, multimodal, process, reason
 from echo_ray.dtesn.engine import LocalEngine
 from echo_ray.dtesn.membrane_tree import TreeSpec
 from echo_ray.service.engines import EngineCache
-from echo_ray.service.placement import PlacedEngine, in_process, tree_units, work
+from echo_ray.service.placement import MEASURED_MAX_WORK, PlacedEngine, in_process, tree_units, work
 from echo_ray.settings import Settings, SettingsError
 
 
@@ -37,7 +37,7 @@ def test_in_process_below_the_threshold_actors_above(work_units, max_work, here)
 
 
 def test_the_threshold_is_a_setting():
-    assert Settings.from_env({}).service.worker_inprocess_max_work == 0  # off until validated
+    assert Settings.from_env({}).service.worker_inprocess_max_work == MEASURED_MAX_WORK
     assert Settings.from_env({"WORKER_INPROCESS_MAX_WORK": "0"}).service \
         .worker_inprocess_max_work == 0
     with pytest.raises(SettingsError, match="WORKER_INPROCESS_MAX_WORK"):

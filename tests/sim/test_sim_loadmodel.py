@@ -51,6 +51,23 @@ def test_from_calibration_takes_the_front_median_off_the_worker_times():
     assert worker_s == pytest.approx((0.5 * 0.5 * 14.0 + 0.5 * 30.0) / 1000)
 
 
+def test_only_the_fronts_cpu_part_queues():
+    # every request a hit, 20 ms at the front, 100 users at 1 s think: ~100 req/s, so one
+    # front server that holds each request 20 ms is overloaded; holding it 2 ms is not
+    whole = LoadModel(MIX, {"a": 1.0, "b": 1.0}, KIND_OF, (20.0,), {"x": (1.0,), "y": (1.0,)})
+    cpu = LoadModel(MIX, {"a": 1.0, "b": 1.0}, KIND_OF, (20.0,), {"x": (1.0,), "y": (1.0,)},
+                    front_cpu_share=0.1)
+    assert simulate_users(whole, 100, 1, 1, duration_s=60)["p95_ms"] > 200.0
+    out = simulate_users(cpu, 100, 1, 1, duration_s=60)
+    assert 20.0 <= out["p50_ms"] and out["p95_ms"] < 30.0
+    assert cpu.mean_times_s()[0] == pytest.approx(0.002)  # what a front replica is busy for
+    doc = {"types": {"x": {"latency_ms": [15.0]}, "y": {"latency_ms": [36.0]}},
+           "cache_hit": {"latency_ms": [5.0, 7.0]}, "front_cpu_ms": 1.5}
+    assert LoadModel.from_calibration(doc, MIX, {}, KIND_OF).front_cpu_share == 0.25
+    with pytest.raises(ValueError, match="front_cpu_share"):
+        LoadModel(MIX, {}, KIND_OF, (5.0,), {"x": (1.0,), "y": (1.0,)}, front_cpu_share=0.0)
+
+
 def test_plan_meets_the_target_or_says_it_cannot():
     ok = plan_replicas(model(), 500, 50.0, duration_s=30)
     assert ok["feasible"] and ok["p95_ms"] <= 50.0
