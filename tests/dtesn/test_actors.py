@@ -43,16 +43,36 @@ def test_fewer_actors_hold_subtrees(ray_session, tmp_path):
         s.shutdown()
 
 
+def kill_and_wait_restart(ray, actor, checkpointed_steps: int) -> None:
+    """Kill a membrane actor and wait until Ray has restarted it from its checkpoint:
+    `ray.kill` returns before the actor dies, so without the wait the next run may finish
+    on the old actor (no recovery), or reach the new one at a step it expects."""
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    from echo_ray.waiting import wait_until
+
+    ray.kill(actor, no_restart=False)
+
+    def restarted() -> bool:
+        try:
+            return ray.get(actor.steps.remote(), timeout=5) == checkpointed_steps
+        except (RayActorError, GetTimeoutError):
+            return False
+
+    wait_until(restarted, 60, "the killed membrane actor restarted from its checkpoint")
+
+
 def test_killed_actor_resumes_from_checkpoint_with_identical_outputs(system, ray_session):
     system.run(U(100, 1))
     system.checkpoint()
     expected = system.run(U(200, 2))  # an uninterrupted run from the checkpoint
     system.restore()
-    ray_session.kill(system.actors[5], no_restart=False)  # a leaf group dies
-    got = system.run(U(200, 2))
-    assert system.recoveries == 1
+    first = system.run(U(200, 2)[:100])  # past the checkpoint, then a leaf group dies
+    kill_and_wait_restart(ray_session, system.actors[5], checkpointed_steps=100)
+    rest = system.run(U(200, 2)[100:])
+    assert system.recoveries == 1 and system.steps == 300
     for m in expected:
-        np.testing.assert_allclose(got[m], expected[m], atol=1e-12)
+        np.testing.assert_allclose(np.vstack([first[m], rest[m]]), expected[m], atol=1e-12)
 
 
 def test_kill_after_unsaved_progress_replays_the_log(system, ray_session):
@@ -62,7 +82,7 @@ def test_kill_after_unsaved_progress_replays_the_log(system, ray_session):
     system.checkpoint()
     system.run(U(80, 4))  # not checkpointed: lives only in the actors and the system's log
     tree.run(U(80, 4))
-    ray_session.kill(system.actors[0], no_restart=False)  # the root group dies
+    kill_and_wait_restart(ray_session, system.actors[0], checkpointed_steps=100)  # the root
     got = system.run(U(60, 5))
     ref = tree.run(U(60, 5))
     assert system.recoveries == 1 and system.steps == 240
