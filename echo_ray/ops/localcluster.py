@@ -28,6 +28,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,11 +119,22 @@ def ensure_auth_token() -> None:
         generate_and_save_token()
 
 
+_HANDED_OUT: deque[int] = deque(maxlen=256)  # this process's recent free_port answers
+_HANDED_OUT_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on 127.0.0.1 right now, and not one this process handed out
+    lately: the kernel may give a just-closed port again, and a cluster's ports must differ."""
+    with _HANDED_OUT_LOCK:
+        for _ in range(100):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.append(port)
+                return port
+    raise OSError("no free TCP port on 127.0.0.1 in 100 tries")
 
 
 def ray_executable() -> str:

@@ -17,6 +17,12 @@ from echo_ray.ops.cli import register
 from echo_ray.ops.localcluster import free_port
 
 
+def test_free_port_never_hands_out_a_port_twice_in_a_row():
+    # a cluster's seven ports are drawn one after another: the kernel may repeat a closed one
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_register_adds_the_commands_to_a_typer_app():
     app = typer.Typer()
 
