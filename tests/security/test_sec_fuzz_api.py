@@ -18,7 +18,8 @@ from schemathesis.core.failures import FailureGroup
 
 from tests.support.serve_app import AUTH
 
-pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
+# 600 s: the first test to use `secure_app`, whose deploy counts against the same limit
+pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 20}  # per operation
 # Disabled: positive_data_acceptance ("schema-valid request rejected"). The processing types
 # check rules a JSON schema cannot state (op 'store' needs 'items'; 'score' needs a trained

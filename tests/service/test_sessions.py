@@ -64,7 +64,7 @@ def test_missing_session(store):
 
 
 def test_expiry_and_refresh(tmp_path):
-    s = EmbeddedSessionStore(tmp_path, ttl_s=1)
+    s = EmbeddedSessionStore(tmp_path, ttl_s=60)
     sid = s.create().id
     m = s.meta(sid)
     assert m.expires > time.time()

@@ -42,8 +42,9 @@ def test_replay_sends_the_expected_number_of_requests(work_url):
     url, counter = work_url
     trace = RateTrace.steps([20, 60], [6, 6], bin_seconds=3)  # 12 s, ~480 requests
     # A generous per-request timeout: on a loaded 2-core machine a 6 s replay has taken 36 s,
-    # and a request the client gave up on is not what this test is about.
-    r = replay(url, trace, speedup=2.0, seed=4, request=ReplayRequest("/", None),
+    # and a request the client gave up on is not what this test is about. Not compressed: at
+    # 60 req/s the one client loop keeps its send times on the 2 cores it shares.
+    r = replay(url, trace, speedup=1.0, seed=4, request=ReplayRequest("/", None),
                timeout_s=180.0, progress=True, replica_counter=counter, poll_s=0.5)
     s = r.summary
     expected = trace.expected_requests()
