@@ -5,10 +5,13 @@
 Starts a local Ray cluster, deploys our app and a no-op deployment behind the same Serve HTTP
 proxy, and drives each with the same closed-loop async client (every client sends its next
 request when the previous one answers) at concurrency 8 and 32. Paths: `noop` (a GET: Serve
-never fetches a body for it); `noop_post` (diagnostic: a bare deployment that reads the same
+never fetches a body for it); `noop_await` (diagnostic: a GET no-op that waits once for a
+thread; at a handler's first wait Serve's replica starts its watch for the client's disconnect,
+an actor call back to the proxy); `noop_post` (diagnostic: a bare deployment that reads the same
 JSON body as the hit, which in Ray Serve is an actor call from the replica back to the proxy);
-memory retrieve served from the result cache (`hit`); the same retrieve computed by the worker on the DTESN
-actors (`miss`, `options.cache=false`). Headline figures at concurrency 32.
+memory retrieve served from the result cache (`hit`, POST /v1/memory), the same as a GET with a
+query string (`hit_get`, GET /v1/memory: the same cache entry, no body); the same retrieve
+computed by the worker (`miss`, `options.cache=false`). Headline figures at concurrency 32.
 
 Ray Serve's switches come from the environment: `RAY_SERVE_THROUGHPUT_OPTIMIZED=1 python
 benchmarks/bench_serve.py ...` measures Serve's throughput-optimized mode (RESULTS.md).
@@ -23,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
@@ -97,7 +101,14 @@ def main(argv=None) -> int:
             await request.json()
             return {"ok": True}
 
+    @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
+    class NoopAwait:  # diagnostic: a GET no-op that waits once, as any handler doing I/O does
+        async def __call__(self, request):
+            await asyncio.to_thread(int)
+            return {"ok": True}
+
     serve.run(Noop.bind(), name="noop", route_prefix="/noop")
+    serve.run(NoopAwait.bind(), name="noop-await", route_prefix="/noop-await")
     serve.run(NoopPost.bind(), name="noop-post", route_prefix="/noop-post")
     settings = Settings.from_env(paths={"data_dir": data})
     serve.run(build_app(settings), name="echo", route_prefix="/")
@@ -111,13 +122,18 @@ def main(argv=None) -> int:
     retrieve = {"session_id": sid, "input": {"op": "retrieve", "query": {"text": words[7]}, "k": 5}}
     miss = {**retrieve, "options": {"cache": False}}
     httpx.post(f"{base}/v1/memory", json=retrieve, timeout=60).raise_for_status()  # fill cache
+    # The same retrieve as a GET (its query string): the same cache entry, no body to fetch.
+    hit_get = f"{base}/v1/memory?" + urlencode({"session_id": sid, "text": words[7], "k": 5})
+    assert httpx.get(hit_get, timeout=60).json()["cached"]
 
     results: dict = {"concurrency": {}}
     for c in (8, 32):
         row = {
             "noop": asyncio.run(closed_loop(f"{base}/noop", None, c, args.seconds)),
+            "noop_await": asyncio.run(closed_loop(f"{base}/noop-await", None, c, args.seconds)),
             "noop_post": asyncio.run(closed_loop(f"{base}/noop-post", retrieve, c, args.seconds)),
             "hit": asyncio.run(closed_loop(f"{base}/v1/memory", retrieve, c, args.seconds)),
+            "hit_get": asyncio.run(closed_loop(hit_get, None, c, args.seconds)),
             "miss": asyncio.run(closed_loop(f"{base}/v1/memory", miss, c, args.seconds)),
         }
         results["concurrency"][str(c)] = row
@@ -130,18 +146,22 @@ def main(argv=None) -> int:
         "noop_rps": head["noop"]["rps"],
         "memory_retrieve_hit_rps": head["hit"]["rps"],
         "memory_retrieve_miss_rps": head["miss"]["rps"],
+        "memory_retrieve_hit_get_rps": head["hit_get"]["rps"],
         "ratio_hit_vs_noop": head["hit"]["rps"] / head["noop"]["rps"],
+        "ratio_hit_get_vs_noop": head["hit_get"]["rps"] / head["noop"]["rps"],
         "ratio_noop_post_vs_noop": head["noop_post"]["rps"] / head["noop"]["rps"],
+        "ratio_noop_await_vs_noop": head["noop_await"]["rps"] / head["noop"]["rps"],
         "ratio_hit_vs_noop_post": head["hit"]["rps"] / head["noop_post"]["rps"],
         "latency_ms": {k: {"p50": head[k]["p50"], "p99": head[k]["p99"]}
-                       for k in ("noop", "noop_post", "hit", "miss")},
+                       for k in ("noop", "noop_await", "noop_post", "hit", "hit_get", "miss")},
         "machine": {"cpus": os.cpu_count()},
     })
     results["load_average"] = os.getloadavg()
     # Serve's own switches (e.g. RAY_SERVE_THROUGHPUT_OPTIMIZED=1) reach the cluster this run
     # starts from this environment: keep them beside the figures they produced.
     results["ray_serve_env"] = {k: v for k, v in os.environ.items() if k.startswith("RAY_SERVE_")}
-    print(f"cache-hit path / no-op throughput at concurrency 32: {results['ratio_hit_vs_noop']:.2f}"
+    print(f"cache-hit path / no-op throughput at concurrency 32: GET retrieve"
+          f" {results['ratio_hit_get_vs_noop']:.2f}, POST retrieve {results['ratio_hit_vs_noop']:.2f}"
           f" (bare POST no-op / no-op {results['ratio_noop_post_vs_noop']:.2f}, load {os.getloadavg()})")
     serve.shutdown()
     ray.shutdown()

@@ -28,6 +28,18 @@ class ProcessRequest(BaseModel):
     options: Options | None = None
 
 
+class MemoryLookup(BaseModel):
+    """Query string of GET /v1/memory: a memory retrieve without a body (`vector` is given
+    once per component). The retrieve's own limits apply, as on POST."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str | None = None
+    vector: list[float] | None = None
+    k: int = 5
+    session_id: str | None = SESSION_ID
+    cache: bool = Field(True, description="use the result cache for this request")
+
+
 class ProcessResponse(BaseModel):
     type: str
     session_id: str | None

@@ -3,9 +3,9 @@ that replica's `IngressImpl` (its settings, stats, session store and caches)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -14,7 +14,15 @@ from echo_ray.cache.http import make_cache_router
 from .auth import BearerAuthMiddleware
 from .errors import ApiRoute, api_route, documented, install_error_handlers
 from .ingress import IngressImpl
-from .models import TYPES, ProcessRequest, ProcessResponse, SessionInfo, typed_request
+from .models import (
+    TYPES,
+    MemoryLookup,
+    Options,
+    ProcessRequest,
+    ProcessResponse,
+    SessionInfo,
+    typed_request,
+)
 from .stats import RequestStats
 
 ERRORS = documented(400, 401, 404, 409, 413, 415, 422, 429, 503)
@@ -89,6 +97,17 @@ def build_api(ingress: IngressImpl) -> FastAPI:
     async def process(body: ProcessRequest):
         """Any processing type; `input` is that type's request (see the typed endpoints)."""
         return await ingress.process(body.type, body.input, body.session_id, body.options)
+
+    @api.get("/v1/memory", response_model=ProcessResponse, tags=["processing"],
+             responses=ERRORS)
+    async def retrieve_memory(q: Annotated[MemoryLookup, Query()]):
+        """Memory retrieve as a read: the same request, answer and cache entry as `POST
+        /v1/memory` with `{"op": "retrieve", "query": {text | vector}, "k": k}`. A GET has no
+        body, and Ray Serve fetches a request's body from the proxy by an extra actor call, so
+        a cached retrieve costs less this way."""
+        query = {"text": q.text, "vector": q.vector}  # none or both: the model's own 422
+        return await ingress.process("memory", {"op": "retrieve", "query": query, "k": q.k},
+                                     q.session_id, None if q.cache else Options(cache=False))
 
     for kind in TYPES:
         api.add_api_route(f"/v1/{kind}", _typed_endpoint(ingress, kind), methods=["POST"],

@@ -120,6 +120,43 @@ def test_result_cache_hits_on_repeat_and_is_invalidated_by_a_session_change(api)
     assert ok(api.get("/v1/stats"))["result_cache"]["hits"] >= 1
 
 
+def test_memory_retrieve_as_a_get_shares_the_post_answer_and_its_cache_entry(api):
+    """GET /v1/memory?text=...&k=... is POST /v1/memory's retrieve without a body: the same
+    answer, the same result-cache entry (either method fills it for the other), the same
+    limits and errors, and unknown query parameters are refused like unknown fields."""
+    sid = new_session(api)
+    ok(api.post("/v1/memory", json={"session_id": sid, "input": {"op": "store", "items": [
+        {"text": "deep tree echo"}, {"text": "state network"}]}}))
+    params = {"session_id": sid, "text": "deep tree", "k": 2}
+    first = ok(api.get("/v1/memory", params=params))
+    post = ok(api.post("/v1/memory", json={"session_id": sid, "input": {
+        "op": "retrieve", "query": {"text": "deep tree"}, "k": 2}}))
+    assert (first["cached"], post["cached"]) == (False, True)
+    assert post["result"] == first["result"]
+    assert first["result"]["matches"][0]["text"] == "deep tree echo"
+    assert ok(api.get("/v1/memory", params=params))["cached"]
+    assert not ok(api.get("/v1/memory", params={**params, "cache": "false"}))["cached"]
+
+    vectors = new_session(api)
+    ok(api.post("/v1/memory", json={"session_id": vectors, "input": {"op": "store", "items": [
+        {"vector": [1.0, 0.0, 0.0], "id": "x"}, {"vector": [0.0, 1.0, 0.0], "id": "y"}]}}))
+    by_vector = ok(api.get("/v1/memory", params={"session_id": vectors, "k": 1,
+                                                 "vector": [0.1, 0.9, 0.0]}))
+    assert [m["id"] for m in by_vector["result"]["matches"]] == ["y"]
+
+    before = ok(api.get(f"/v1/sessions/{sid}"))["version"]
+    error(api.get("/v1/memory", params={"session_id": sid}), 422, "exactly one")
+    error(api.get("/v1/memory", params={**params, "vector": [1.0]}), 422, "exactly one")
+    error(api.get("/v1/memory", params={**params, "k": 0}), 422, "k")
+    error(api.get("/v1/memory", params={**params, "k": "many"}), 422, "k")
+    error(api.get("/v1/memory", params={**params, "text": "x" * 300}), 422, "text")
+    error(api.get("/v1/memory", params={**params, "colour": "red"}), 422, "colour")
+    error(api.get("/v1/memory", params={**params, "session_id": "../etc"}), 422, "session_id")
+    error(api.get("/v1/memory", params={**params, "session_id": "f" * 32}), 404, "f" * 32)
+    error(api.get("/v1/memory", params={"session_id": vectors, "vector": [1.0, 0.0]}), 422)
+    assert ok(api.get(f"/v1/sessions/{sid}"))["version"] == before
+
+
 def test_a_deleted_or_expired_session_is_never_answered_from_the_cache(api):
     """Cached results are keyed by the session's version, read from the store before every
     lookup (the fast path too): a session that is gone answers 404, its cached results never."""
