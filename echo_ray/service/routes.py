@@ -29,11 +29,11 @@ ERRORS = documented(400, 401, 404, 409, 413, 415, 422, 429, 503)
 
 
 class CountedRoute(ApiRoute):
-    """On the processing routes (POST /v1/process, POST /v1/{type}) a request FastAPI refuses
-    before the handler runs - malformed JSON (400) or a body the typed model rejects (422) -
-    is counted in the request stats and metrics (`echo_ray_requests_total{type,status}`),
-    like every answer of the handler. The type is the route's, or for /v1/process the body's
-    `type` if it names one ("unknown" if not)."""
+    """On the processing routes (POST /v1/process, POST /v1/{type}, GET /v1/memory) a request
+    FastAPI refuses before the handler runs - malformed JSON (400), or a body or query string
+    the typed model rejects (422) - is counted in the request stats and metrics
+    (`echo_ray_requests_total{type,status}`), like every answer of the handler. The type is
+    the route's, or for /v1/process the body's `type` if it names one ("unknown" if not)."""
 
     stats: RequestStats | None = None
 
