@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from echo_ray.cognitive import PROCESSORS
+from echo_ray.cognitive.models import MemoryRequest
 
 TYPES = tuple(PROCESSORS)
 ProcessingType = Literal["memory", "reasoning", "grammar", "agent_evaluation", "multi_modal",
@@ -35,9 +36,9 @@ class MemoryLookup(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str | None = None
     vector: list[float] | None = None
-    k: int = 5
+    k: int = MemoryRequest.model_fields["k"].default
     session_id: str | None = SESSION_ID
-    cache: bool = Field(True, description="use the result cache for this request")
+    cache: bool = Options.model_fields["cache"]
 
 
 class ProcessResponse(BaseModel):
