@@ -13,6 +13,14 @@ memory retrieve served from the result cache (`hit`, POST /v1/memory), the same 
 query string (`hit_get`, GET /v1/memory: the same cache entry, no body); the same retrieve
 computed by the worker (`miss`, `options.cache=false`). Headline figures at concurrency 32.
 
+The paths that compare with the no-op run in interleaved rounds (`--rounds`, each path's turn
+rotating), after a warm-up of the hit load long enough for the ingress to scale to what it
+needs (`--warmup`), and each measured window starts only once no replica of any deployment is
+starting or stopping; a path's figure is the median over rounds, a ratio the median of the
+rounds' own ratios (each round's paths a few seconds apart). The misses, which scale the worker
+up, run last. So no path is measured while a replica starts beside it, and drift on a shared
+machine falls on every path alike.
+
 Ray Serve's switches come from the environment: `RAY_SERVE_THROUGHPUT_OPTIMIZED=1 python
 benchmarks/bench_serve.py ...` measures Serve's throughput-optimized mode (RESULTS.md).
 """
@@ -47,6 +55,28 @@ def ray_cpu_s() -> float:
     return total
 
 
+def busy_replicas() -> int:
+    """Replicas of every Serve deployment that are neither running nor stopped (starting,
+    stopping, updating, recovering): a window measured beside one is not comparable."""
+    from ray import serve
+
+    return sum(n for app in serve.status().applications.values()
+               for dep in app.deployments.values()
+               for state, n in dep.replica_states.items()
+               if str(getattr(state, "value", state)) not in ("RUNNING", "STOPPED"))
+
+
+def wait_settled(timeout_s: float = 120.0) -> None:
+    from echo_ray.waiting import wait_until
+
+    wait_until(lambda: busy_replicas() == 0, timeout_s, "no Serve replica starting or stopping",
+               interval_s=0.5)
+
+
+def median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
 async def closed_loop(url: str, body: dict | None, concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors = 0
@@ -62,19 +92,27 @@ async def closed_loop(url: str, body: dict | None, concurrency: int, seconds: fl
                     latencies.append(time.perf_counter() - t)
                 else:
                     errors += 1
-        t0, cpu0 = time.perf_counter(), ray_cpu_s()
+        t0, cpu0, own0 = time.perf_counter(), ray_cpu_s(), time.process_time()
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
         wall, cpu = time.perf_counter() - t0, ray_cpu_s() - cpu0
+        own = time.process_time() - own0
     lat = np.array(latencies) * 1000
     return {"rps": len(latencies) / wall, "p50": float(np.percentile(lat, 50)),
             "p99": float(np.percentile(lat, 99)), "requests": len(latencies), "errors": errors,
-            "server_cpu_ms_per_request": 1000 * cpu / max(len(latencies), 1)}
+            "server_cpu_ms_per_request": 1000 * cpu / max(len(latencies), 1),
+            # The load generator's own share of the 2 cores: near 1, it caps every path.
+            "client_cpu_cores": own / wall}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", required=True)
-    ap.add_argument("--seconds", type=float, default=15.0, help="per path and concurrency")
+    ap.add_argument("--seconds", type=float, default=15.0,
+                    help="measured per path and concurrency, split over the rounds")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds of the paths that compare with the no-op")
+    ap.add_argument("--warmup", type=float, default=30.0,
+                    help="seconds of hit load before each concurrency's rounds")
     args = ap.parse_args(argv)
 
     import ray
@@ -126,32 +164,74 @@ def main(argv=None) -> int:
     hit_get = f"{base}/v1/memory?" + urlencode({"session_id": sid, "text": words[7], "k": 5})
     assert httpx.get(hit_get, timeout=60).json()["cached"]
 
-    results: dict = {"concurrency": {}}
+    paths = {  # name -> (url, body): the paths that compare with the no-op
+        "noop": (f"{base}/noop", None),
+        "noop_await": (f"{base}/noop-await", None),
+        "noop_post": (f"{base}/noop-post", retrieve),
+        "hit": (f"{base}/v1/memory", retrieve),
+        "hit_get": (hit_get, None),
+    }
+    round_s = args.seconds / args.rounds
+    results: dict = {"concurrency": {}, "rounds": args.rounds, "warmup_s": args.warmup,
+                     "round_seconds": round_s}
     for c in (8, 32):
-        row = {
-            "noop": asyncio.run(closed_loop(f"{base}/noop", None, c, args.seconds)),
-            "noop_await": asyncio.run(closed_loop(f"{base}/noop-await", None, c, args.seconds)),
-            "noop_post": asyncio.run(closed_loop(f"{base}/noop-post", retrieve, c, args.seconds)),
-            "hit": asyncio.run(closed_loop(f"{base}/v1/memory", retrieve, c, args.seconds)),
-            "hit_get": asyncio.run(closed_loop(hit_get, None, c, args.seconds)),
-            "miss": asyncio.run(closed_loop(f"{base}/v1/memory", miss, c, args.seconds)),
-        }
+        # The hit load until the ingress has scaled to what it needs (Serve's upscale delay
+        # is 15 s), so no replica starts inside a measured window.
+        asyncio.run(closed_loop(f"{base}/v1/memory", retrieve, c, args.warmup / 2))
+        asyncio.run(closed_loop(hit_get, None, c, args.warmup / 2))
+        rounds: dict[str, list[dict]] = {name: [] for name in paths}
+        names = list(paths)
+        for r in range(args.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                url, body = paths[name]
+                wait_settled()
+                asyncio.run(closed_loop(url, body, c, 1.0))  # measured once under load
+                window = asyncio.run(closed_loop(url, body, c, round_s))
+                window["busy_replicas_after"] = busy_replicas()  # one started inside it?
+                rounds[name].append(window)
+        row = {}
+        for name, runs in rounds.items():
+            requests = sum(x["requests"] for x in runs)
+            row[name] = {"rps": median([x["rps"] for x in runs]),
+                         "p50": median([x["p50"] for x in runs]),
+                         "p99": median([x["p99"] for x in runs]),
+                         "requests": requests, "errors": sum(x["errors"] for x in runs),
+                         "server_cpu_ms_per_request": sum(
+                             x["server_cpu_ms_per_request"] * x["requests"] for x in runs)
+                         / max(requests, 1),
+                         "client_cpu_cores": median([x["client_cpu_cores"] for x in runs]),
+                         "rounds_rps": [x["rps"] for x in runs],
+                         "rounds_busy_replicas_after": [x["busy_replicas_after"] for x in runs]}
         results["concurrency"][str(c)] = row
+    for c in (8, 32):  # last: the misses scale the worker up, for minutes
+        wait_settled()
+        results["concurrency"][str(c)]["miss"] = asyncio.run(
+            closed_loop(f"{base}/v1/memory", miss, c, args.seconds))
+    for c, row in results["concurrency"].items():
         print(f"concurrency {c}: " + "  ".join(
             f"{k} {v['rps']:.0f} rps p50 {v['p50']:.1f} ms p99 {v['p99']:.1f} ms"
             f" cpu {v['server_cpu_ms_per_request']:.2f} ms/req"
             for k, v in row.items()))
     head = results["concurrency"]["32"]
+
+    def paired(a: str, b: str) -> float:
+        return median([x / y for x, y in zip(head[a]["rounds_rps"], head[b]["rounds_rps"])])
+
     results.update({
         "noop_rps": head["noop"]["rps"],
         "memory_retrieve_hit_rps": head["hit"]["rps"],
         "memory_retrieve_miss_rps": head["miss"]["rps"],
         "memory_retrieve_hit_get_rps": head["hit_get"]["rps"],
-        "ratio_hit_vs_noop": head["hit"]["rps"] / head["noop"]["rps"],
-        "ratio_hit_get_vs_noop": head["hit_get"]["rps"] / head["noop"]["rps"],
-        "ratio_noop_post_vs_noop": head["noop_post"]["rps"] / head["noop"]["rps"],
-        "ratio_noop_await_vs_noop": head["noop_await"]["rps"] / head["noop"]["rps"],
-        "ratio_hit_vs_noop_post": head["hit"]["rps"] / head["noop_post"]["rps"],
+        # Each the median of the rounds' own ratios (a round's paths ran seconds apart).
+        "ratio_hit_vs_noop": paired("hit", "noop"),
+        "ratio_hit_get_vs_noop": paired("hit_get", "noop"),
+        "ratio_noop_post_vs_noop": paired("noop_post", "noop"),
+        "ratio_noop_await_vs_noop": paired("noop_await", "noop"),
+        "ratio_hit_vs_noop_post": paired("hit", "noop_post"),
+        "rounds_ratio_hit_get_vs_noop": [a / b for a, b in zip(
+            head["hit_get"]["rounds_rps"], head["noop"]["rounds_rps"])],
+        "rounds_ratio_hit_vs_noop": [a / b for a, b in zip(
+            head["hit"]["rounds_rps"], head["noop"]["rounds_rps"])],
         "latency_ms": {k: {"p50": head[k]["p50"], "p99": head[k]["p99"]}
                        for k in ("noop", "noop_await", "noop_post", "hit", "hit_get", "miss")},
         "machine": {"cpus": os.cpu_count()},
