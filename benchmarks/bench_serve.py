@@ -185,7 +185,7 @@ def main(argv=None) -> int:
             for name in names[r % len(names):] + names[:r % len(names)]:
                 url, body = paths[name]
                 wait_settled()
-                asyncio.run(closed_loop(url, body, c, 1.0))  # measured once under load
+                asyncio.run(closed_loop(url, body, c, 1.0))  # unmeasured: the window starts loaded
                 window = asyncio.run(closed_loop(url, body, c, round_s))
                 window["busy_replicas_after"] = busy_replicas()  # one started inside it?
                 rounds[name].append(window)
