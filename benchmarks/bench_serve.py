@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -71,10 +72,6 @@ def wait_settled(timeout_s: float = 120.0) -> None:
 
     wait_until(lambda: busy_replicas() == 0, timeout_s, "no Serve replica starting or stopping",
                interval_s=0.5)
-
-
-def median(values: list[float]) -> float:
-    return float(np.median(values))
 
 
 async def closed_loop(url: str, body: dict | None, concurrency: int, seconds: float) -> dict:
@@ -192,14 +189,15 @@ def main(argv=None) -> int:
         row = {}
         for name, runs in rounds.items():
             requests = sum(x["requests"] for x in runs)
-            row[name] = {"rps": median([x["rps"] for x in runs]),
-                         "p50": median([x["p50"] for x in runs]),
-                         "p99": median([x["p99"] for x in runs]),
+            row[name] = {"rps": statistics.median([x["rps"] for x in runs]),
+                         "p50": statistics.median([x["p50"] for x in runs]),
+                         "p99": statistics.median([x["p99"] for x in runs]),
                          "requests": requests, "errors": sum(x["errors"] for x in runs),
                          "server_cpu_ms_per_request": sum(
                              x["server_cpu_ms_per_request"] * x["requests"] for x in runs)
                          / max(requests, 1),
-                         "client_cpu_cores": median([x["client_cpu_cores"] for x in runs]),
+                         "client_cpu_cores": statistics.median(
+                             [x["client_cpu_cores"] for x in runs]),
                          "rounds_rps": [x["rps"] for x in runs],
                          "rounds_busy_replicas_after": [x["busy_replicas_after"] for x in runs]}
         results["concurrency"][str(c)] = row
@@ -214,8 +212,11 @@ def main(argv=None) -> int:
             for k, v in row.items()))
     head = results["concurrency"]["32"]
 
+    def round_ratios(a: str, b: str) -> list[float]:
+        return [x / y for x, y in zip(head[a]["rounds_rps"], head[b]["rounds_rps"])]
+
     def paired(a: str, b: str) -> float:
-        return median([x / y for x, y in zip(head[a]["rounds_rps"], head[b]["rounds_rps"])])
+        return statistics.median(round_ratios(a, b))
 
     results.update({
         "noop_rps": head["noop"]["rps"],
@@ -228,10 +229,8 @@ def main(argv=None) -> int:
         "ratio_noop_post_vs_noop": paired("noop_post", "noop"),
         "ratio_noop_await_vs_noop": paired("noop_await", "noop"),
         "ratio_hit_vs_noop_post": paired("hit", "noop_post"),
-        "rounds_ratio_hit_get_vs_noop": [a / b for a, b in zip(
-            head["hit_get"]["rounds_rps"], head["noop"]["rounds_rps"])],
-        "rounds_ratio_hit_vs_noop": [a / b for a, b in zip(
-            head["hit"]["rounds_rps"], head["noop"]["rounds_rps"])],
+        "rounds_ratio_hit_get_vs_noop": round_ratios("hit_get", "noop"),
+        "rounds_ratio_hit_vs_noop": round_ratios("hit", "noop"),
         "latency_ms": {k: {"p50": head[k]["p50"], "p99": head[k]["p99"]}
                        for k in ("noop", "noop_await", "noop_post", "hit", "hit_get", "miss")},
         "machine": {"cpus": os.cpu_count()},
