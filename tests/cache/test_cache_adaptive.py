@@ -123,8 +123,61 @@ def test_regions_stay_consistent_while_adapting(adapt, recency):
             assert p._protected_weight == len(p._protected) <= p.protected_capacity
             assert p.window_capacity + p.main_capacity == 300
             assert set(p._window) | set(p._probation) | set(p._protected) == set(p._data)
-            assert p._rejected.weight <= 300 // 8 and p._victims.weight <= 300 // 8
-            assert p._rejected.weight == len(p._rejected) and p._victims.weight == len(p._victims)
+            assert 0 <= p._rejected.probe_weight() <= 300 // 8 and p._victims.weight <= 300 // 8
+            assert p._victims.weight == len(p._victims)
+            assert len(p._rejected) <= 300  # one to two spans of 150 rejections
+            assert set(p._entered) == set(p._probation)  # when each came into probation
+            assert set(p._returning) <= set(p._window)
+
+
+def test_a_returning_candidate_beats_a_stale_victim():
+    """The reuse rule (LIRS's test): a key the counts turned away comes back before the
+    victim, which came into probation earlier, has been used. It is admitted although
+    the victim's count (5) beats its own (2); a key that does not come back stays out."""
+    p = TinyLFUPolicy(maxsize=100, adapt="fixed", duel=False)  # a window of 1
+    for _ in range(5):
+        run(p, range(100))
+    run(p, [1000, 1001])  # 1000 leaves the window and loses to the victim on counts
+    assert 1000 not in p and p._rejected[1000] > p._entered[next(iter(p._probation))]
+    run(p, [1000, 1002])  # back, and out of the window again: admitted this time
+    assert 1000 in p._probation and 1001 not in p
+
+
+def test_a_loop_keeps_its_resident_part():
+    """A loop's candidate was last turned away a whole loop ago, before any resident
+    victim came into probation, so the reuse rule leaves the loop to the counts: W-TinyLFU
+    keeps its resident part (61% hits at 1,000 of a 1,500-key loop; LRU gets none)."""
+    keys = workloads.loop(30_000, seed=1)
+    assert run(TinyLFUPolicy(maxsize=1000, adapt="fixed", duel=False), keys) > 0.6 * len(keys)
+    assert run(make_policy("lru", maxsize=1000), keys) == 0
+
+
+@pytest.mark.parametrize("adapt", ["ghost", "climb", "fixed"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bookkeeping_survives_deletes_and_expiry(adapt, weighted):
+    """Deletes, updates and expiring entries beside the gets and puts: every probation key
+    keeps the number it came in with, and a returning key's rejection number is held only
+    while the key is in the window."""
+    import random
+
+    now = [0.0]
+    rng = random.Random(7)
+    sizing = {"maxbytes": 5000, "sizeof": len} if weighted else {"maxsize": 200}
+    p = TinyLFUPolicy(adapt=adapt, clock=lambda: now[0], **sizing)
+    for i in range(20_000):
+        now[0] += 0.01
+        k = int(rng.paretovariate(1.0) * 10) if rng.random() < 0.7 else rng.randrange(5000)
+        r = rng.random()
+        if r < 0.02:
+            p.delete(k)
+        elif r < 0.05:
+            p.put(k, "x" * rng.randrange(1, 80), ttl=rng.choice([None, 0.5, 5.0]))
+        elif p.get(k) is None:
+            p.put(k, "x" * (rng.randrange(1, 80) if weighted else 1))
+        if i % 1000 == 0:
+            assert set(p._entered) == set(p._probation)
+            assert set(p._returning) <= set(p._window)
+            assert set(p._window) | set(p._probation) | set(p._protected) == set(p._data)
 
 
 def test_bad_adapt_mode():
@@ -197,9 +250,9 @@ def test_agreeing_shadow_hits_speed_up_the_window():
 def test_window_follows_phase_changes_on_mix(monkeypatch):
     """On `mix` at 2,000 entries a 1,500-key loop fits the cache every fourth block, so
     LRU is near-best; the window has to cross the cache at each phase change. With the
-    agreement speed-up the adaptive policy stays within 1.5 points of LRU (0.8 measured);
-    with ARC's plain steps (and no duel) it is more than 10 points behind (the loop blocks
-    are lost)."""
+    agreement speed-up the adaptive policy stays within 1.5 points of LRU (0.6 measured);
+    with ARC's plain steps (and no duel) it is more than 5 points behind (7.5 measured: the
+    loop blocks are lost; 13.7 before the reuse rule won some of them back)."""
     import echo_ray.cache.eviction.tinylfu as tinylfu
 
     keys = workloads.mix(80_000, seed=3)
@@ -208,7 +261,7 @@ def test_window_follows_phase_changes_on_mix(monkeypatch):
     assert fast >= lru - 0.015 * len(keys)
     monkeypatch.setattr(tinylfu, "AGREE_LEVEL", 2.0)  # out of reach: ARC's steps only
     slow = run(TinyLFUPolicy(maxsize=2000, duel=False), keys)
-    assert slow < lru - 0.10 * len(keys)
+    assert slow < lru - 0.05 * len(keys)
 
 
 def test_sign_test_wants_one_sided_evidence():
@@ -282,16 +335,15 @@ def test_duel_grows_the_window_at_the_start_of_a_recency_workload(seed):
 def test_duel_brings_the_window_back_when_frequency_wins():
     """After a recency phase has grown the window to most of the cache, a Zipf phase
     favours the frequency filter: the small-window leader takes the lead and pulls the
-    window back to a few entries, where the shadow lists alone leave it above half (above
-    75% before ties went to the larger region: with the window that large, a tied candidate
-    is admitted, so main serves recency too and the shadow lists see the frequency side's
-    wins sooner)."""
+    window back to a few entries (2 measured), where the shadow lists alone leave it at
+    about a third (734 of 2,000), and gets more hits (0.4% more: 55,890 against 55,461;
+    1.2% before the reuse rule, which admits the returning Zipf keys whatever the split)."""
     z = [k + 10**7 for k in workloads.zipf(110_000, seed=1)]
     keys = workloads.recency_scans(10_000, seed=1) + z
     duel, ghosts = TinyLFUPolicy(maxsize=2000), TinyLFUPolicy(maxsize=2000, duel=False)
     run(duel, keys[:10_000])
-    assert duel.window_capacity > 0.75 * 2000
+    assert duel.window_capacity > 0.6 * 2000  # 1,432
     run(ghosts, keys[:10_000])
     duel_hits, ghost_hits = run(duel, z), run(ghosts, z)
-    assert duel.window_capacity < 0.1 * 2000 and ghosts.window_capacity > 0.5 * 2000
-    assert duel_hits > ghost_hits + 0.01 * len(z)
+    assert duel.window_capacity < 0.1 * 2000 and ghosts.window_capacity > 0.25 * 2000
+    assert duel_hits > ghost_hits + 0.003 * len(z)

@@ -44,6 +44,7 @@ class FrequencyCounter:
         self._counts: Counter = Counter()
         self._pending: list[Hashable] = []
         self.additions = 0  # increments since the last halving
+        self.counted = 0  # increments ever counted
         self.resets = 0
         # Bumped whenever an estimate may change (a flush or a halving), so callers may
         # keep an estimate until it moves.
@@ -62,6 +63,7 @@ class FrequencyCounter:
             return
         self._counts.update(pending)  # the loop runs in C
         self.additions += len(pending)
+        self.counted += len(pending)
         pending.clear()
         self.version += 1
         if self.additions >= self.sample_size:
@@ -77,6 +79,7 @@ class FrequencyCounter:
         if pending:
             self._counts.update(pending)
             self.additions += len(pending)
+            self.counted += len(pending)
             pending.clear()
         self._halve()
 
