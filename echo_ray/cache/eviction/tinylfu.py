@@ -443,7 +443,7 @@ class TinyLFUPolicy(EvictionPolicy):
             return True
         candidate = window.popitem(last=False)[0]
         returning = self._returning
-        number = returning.pop(candidate, None) if returning else None
+        came_back = returning.pop(candidate, None) if returning else None  # its rejection
         probation = self._probation
         if len(data) <= self.capacity:  # room before this key came in (unit weights)
             probation[candidate] = 1
@@ -468,7 +468,7 @@ class TinyLFUPolicy(EvictionPolicy):
             freq = MAX_COUNT
         if freq > self._victim_freq or (freq == self._victim_freq and self._ties_admit) \
                 or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER) \
-                or (number is not None and number > self._victim_entered):
+                or (came_back is not None and came_back > self._victim_entered):
             del region[victim]
             if region is probation:
                 self._probation_weight -= 1
@@ -564,7 +564,7 @@ class TinyLFUPolicy(EvictionPolicy):
         estimate, sketch = self._estimate, self.sketch
         while self._window_weight > self.window_capacity and len(window) > 1:
             candidate, cw = window.popitem(last=False)
-            number = self._returning.pop(candidate, 0)
+            came_back = self._returning.pop(candidate, 0)  # the number of its rejection
             self._window_weight -= cw
             probation[candidate] = cw
             self._probation_weight += cw
@@ -587,7 +587,7 @@ class TinyLFUPolicy(EvictionPolicy):
                 if freq > self._victim_freq or (freq == self._victim_freq
                                                 and self._ties_admit) \
                         or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER) \
-                        or number > self._victim_entered:
+                        or came_back > self._victim_entered:
                     self._victims.add(victim, self._drop(victim, region))
                 else:
                     self._rejected.add(candidate, self._drop(candidate, probation))
