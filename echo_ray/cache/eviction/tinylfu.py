@@ -20,7 +20,7 @@ earlier phase, cannot hold it out. Rejected keys are remembered for half to one 
 of rejections (ARC's ghost lists span one; swept every half capacity, which is cheap);
 the loops keep their resident part, since a loop's candidate was last rejected a whole
 loop ago, before any resident victim entered. Cost: a dict lookup and a store on a miss,
-two on an admission (about 4% on the L1 benchmark, see RESULTS.md).
+two on an admission (4-6% of the time per request on the L1 benchmark, see RESULTS.md).
 
 How much room recency gets is not fixed (`adapt`):
 
