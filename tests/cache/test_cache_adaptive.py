@@ -280,6 +280,26 @@ def test_sign_test_wants_one_sided_evidence():
     assert 10 <= run_length <= 30
 
 
+def test_a_leader_against_this_cache_counts_from_zero():
+    """The test of a leader against this cache banks none of the cache's own lead (the sum
+    stops at zero): after a long phase the cache won, a run of the leader's hits is
+    significant within the 10-30 of a run after even disagreements; the two-sided sum
+    first has to undo the cache's lead, about a span (64) of them."""
+    from echo_ray.cache.eviction.tinylfu import _SignTest
+
+    def run_to_significance(test: _SignTest) -> int:
+        for _ in range(5_000):
+            test.add(False)  # the cache hit, the leader missed
+        n = 0
+        while not test.first_ahead():
+            test.add(True)
+            n += 1
+        return n
+
+    assert 10 <= run_to_significance(_SignTest(64, one_sided=True)) <= 30
+    assert run_to_significance(_SignTest(64)) >= 60
+
+
 def test_each_duel_step_halves_the_weight_of_its_evidence():
     """After a step the disagreements so far count half, so the next step needs new ones:
     a run of 64 one-sided disagreements gives about 16 steps of 6.25% (enough to cross the

@@ -44,7 +44,9 @@ How much room recency gets is not fixed (`adapt`):
   at 1/P of the capacity estimates the full-size hit ratio), exact LRU (the window
   grown to the whole cache) and W-TinyLFU at Caffeine's fixed 1% window, and each
   sampled request is scored against this cache's own hit or miss on it. While a leader beats
-  this cache significantly on the recent disagreements (a sign test, z = 3) and is
+  this cache significantly on the recent disagreements (a sign test, z = 3, that banks
+  none of this cache's own lead, as in Page's CUSUM: after a change the leader's hits
+  count from zero) and is
   also ahead of the other leader over a longer span, a hit of it that this cache
   missed moves the target 6.25% of the capacity its way (Caffeine's step) and halves
   the weight of the disagreements so far, so the next step needs new ones (a one-sided
@@ -92,7 +94,7 @@ AGREE_LEVEL = 0.75
 # entries (a SHARDS sample below ~100 entries estimates the hit ratio poorly). A prime
 # modulus spreads strided keys (aligned addresses, dense ids) evenly. A leader's lead over
 # this cache is a sign test on their last ~DUEL_SPAN disagreements at DUEL_Z (one-sided
-# p = 0.0013); which leader leads the other is taken over DUEL_LONG_SPAN disagreements
+# p = 0.0013; its sum stops at zero); which leader leads the other is taken over DUEL_LONG_SPAN disagreements
 # (the range of DIP's 10-bit selector counter).
 DUEL_MIN_SIZE = 128
 DUEL_SPAN = AGREE_SPAN
@@ -175,16 +177,22 @@ class _Rejections(dict):
 class _SignTest:
     """Which of two policies hits more often lately: an exponentially decayed sum of their
     disagreements (+1 the first hit and the second missed, -1 the reverse), and that sum's
-    variance if neither were better (each disagreement a fair coin)."""
+    variance if neither were better (each disagreement a fair coin).
 
-    __slots__ = ("decay", "sum", "var")
+    `one_sided`: the sum stops at zero (Page's CUSUM), so the second's lead is not banked.
+    A leader tested against this cache then counts its hits from zero after a change, not
+    from minus the cache's lead in the phase before (about 64 disagreements to undo)."""
 
-    def __init__(self, span: int):
+    __slots__ = ("decay", "floor", "sum", "var")
+
+    def __init__(self, span: int, one_sided: bool = False):
         self.decay = 1.0 - 1.0 / span
+        self.floor = 0.0 if one_sided else float("-inf")
         self.sum = self.var = 0.0
 
     def add(self, first_hit: bool) -> None:
-        self.sum = self.sum * self.decay + (1.0 if first_hit else -1.0)
+        total = self.sum * self.decay + (1.0 if first_hit else -1.0)
+        self.sum = total if total > self.floor else self.floor
         self.var = self.var * self.decay * self.decay + 1.0
 
     def first_ahead(self) -> bool:
@@ -212,7 +220,8 @@ class _Duel:
         self.size = capacity // self.prime
         self.lru: OrderedDict = OrderedDict()
         self.small = TinyLFUPolicy(maxsize=self.size, adapt="fixed")
-        self.lru_vs_us, self.small_vs_us = _SignTest(DUEL_SPAN), _SignTest(DUEL_SPAN)
+        self.lru_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
+        self.small_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
         self.lru_vs_small = _SignTest(DUEL_LONG_SPAN)
 
     def observe(self, key: Hashable, hit: bool) -> int:
