@@ -265,19 +265,19 @@ def test_window_follows_phase_changes_on_mix(monkeypatch):
 
 
 def test_sign_test_wants_one_sided_evidence():
-    """The duel's test: disagreements that alternate never make one policy significantly
-    ahead; a run of them one way does, after a couple of dozen."""
+    """The duel's test, two-sided or one-sided: disagreements that alternate never make one
+    policy significantly ahead; a run of them one way does, after a couple of dozen."""
     from echo_ray.cache.eviction.tinylfu import _SignTest
 
-    test = _SignTest(64)
-    for i in range(5_000):
-        test.add(i % 2 == 0)
-        assert not test.first_ahead()
-    run_length = 0
-    while not test.first_ahead():
-        test.add(True)
-        run_length += 1
-    assert 10 <= run_length <= 30
+    for test in (_SignTest(64), _SignTest(64, one_sided=True)):
+        for i in range(5_000):
+            test.add(i % 2 == 0)
+            assert not test.first_ahead()
+        run_length = 0
+        while not test.first_ahead():
+            test.add(True)
+            run_length += 1
+        assert 10 <= run_length <= 30
 
 
 def test_a_leader_against_this_cache_counts_from_zero():
