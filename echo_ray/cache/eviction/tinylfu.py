@@ -46,11 +46,10 @@ How much room recency gets is not fixed (`adapt`):
   sampled request is scored against this cache's own hit or miss on it. While a leader beats
   this cache significantly on the recent disagreements (a sign test, z = 3, that banks
   none of this cache's own lead, as in Page's CUSUM: after a change the leader's hits
-  count from zero) and is
-  also ahead of the other leader over a longer span, a hit of it that this cache
-  missed moves the target 6.25% of the capacity its way (Caffeine's step) and halves
-  the weight of the disagreements so far, so the next step needs new ones (a one-sided
-  run still crosses the cache in about 64 of them). A split the shadow lists found
+  count from zero) and is also ahead of the other leader over a longer span, a hit of
+  it that this cache missed moves the target 6.25% of the capacity its way (Caffeine's
+  step) and halves the weight of the disagreements so far, so the next step needs new
+  ones (a one-sided run still crosses the cache in about 64 of them). A split the shadow lists found
   between the two ends beats both leaders, so the duel then does nothing. Count
   capacity only (`maxbytes` unset).
 - "climb": Caffeine's hill climber: every `sample_factor` x capacity requests it
@@ -94,8 +93,8 @@ AGREE_LEVEL = 0.75
 # entries (a SHARDS sample below ~100 entries estimates the hit ratio poorly). A prime
 # modulus spreads strided keys (aligned addresses, dense ids) evenly. A leader's lead over
 # this cache is a sign test on their last ~DUEL_SPAN disagreements at DUEL_Z (one-sided
-# p = 0.0013; its sum stops at zero); which leader leads the other is taken over DUEL_LONG_SPAN disagreements
-# (the range of DIP's 10-bit selector counter).
+# p = 0.0013; its sum stops at zero); which leader leads the other is taken over
+# DUEL_LONG_SPAN disagreements (the range of DIP's 10-bit selector counter).
 DUEL_MIN_SIZE = 128
 DUEL_SPAN = AGREE_SPAN
 DUEL_LONG_SPAN = 512
