@@ -49,9 +49,9 @@ How much room recency gets is not fixed (`adapt`):
   count from zero) and is also ahead of the other leader over a longer span, a hit of
   it that this cache missed moves the target 6.25% of the capacity its way (Caffeine's
   step) and halves the weight of the disagreements so far, so the next step needs new
-  ones (a one-sided run still crosses the cache in about 64 of them). A split the shadow lists found
-  between the two ends beats both leaders, so the duel then does nothing. Count
-  capacity only (`maxbytes` unset).
+  ones (a one-sided run still crosses the cache in about 64 of them). A split the
+  shadow lists found between the two ends beats both leaders, so the duel then does
+  nothing. Count capacity only (`maxbytes` unset).
 - "climb": Caffeine's hill climber: every `sample_factor` x capacity requests it
   moves capacity by a step (6.25% of the capacity, decaying 2% per sample,
   restarting on a 5-point jump) in the direction that raised the hit rate. It
