@@ -25,8 +25,9 @@ two on an admission (4-6% of the time per request on the L1 benchmark, see RESUL
 How much room recency gets is not fixed (`adapt`):
 
 - "ghost" (default): two shadow lists remember the keys the admission filter
-  rejected last and the main victims it evicted last, each up to an eighth of the
-  capacity (by weight). A miss on a rejected key says a somewhat larger window would
+  rejected last and the main victims it evicted last, each up to 1/32 of the capacity
+  (by weight; at least 64 units, at most an eighth): narrow, so they measure the
+  margin of the split, not a band around it. A miss on a rejected key says a somewhat larger window would
   have kept it: the window grows; a miss on an evicted victim says a larger main
   would have: it shrinks. Steps are ARC's (the key's weight, times the ratio of
   the two lists' lengths when the other is longer). Both probes have the same
@@ -80,8 +81,14 @@ RESTART_THRESHOLD = 0.05
 # still admitted once in 128 times, from a seeded generator so runs repeat.
 ADMIT_JITTER_FREQ = 6
 ADMIT_JITTER = 1 / 128
-# Each shadow list ("ghost" mode) covers 1/8 of the capacity.
-PROBE_DIVISOR = 8
+# Each shadow list ("ghost" mode) covers 1/32 of the capacity, but at least 64 units (at
+# most 1/8, on a small cache). Narrow, so that a hit in it speaks for the split's margin:
+# over a wider band, main's hit curve (concave: it keeps the most frequent keys first)
+# reads flatter than at the margin, and the split drifts toward the LRU end (RESULTS.md,
+# thirteenth pass). The floor keeps a small cache's lists wide enough to see hits.
+PROBE_DIVISOR = 32
+PROBE_MIN = 64
+PROBE_MAX_DIVISOR = 8
 # "ghost" steps speed up when the recent shadow hits agree: an exponentially decayed sum of
 # their directions (+1 grow, -1 shrink) over about AGREE_SPAN hits. Past AGREE_LEVEL of its
 # largest value (7 of 8 recent hits pointing one way; a fair coin almost never gets there)
@@ -307,7 +314,8 @@ class TinyLFUPolicy(EvictionPolicy):
         self._jitter = random.Random(0).random
         # Rejected candidates (the reuse rule, and "ghost" mode's probe of them) and, in
         # "ghost" mode, recently evicted main victims.
-        probe = max(1, capacity // PROBE_DIVISOR)
+        probe = max(1, min(capacity // PROBE_MAX_DIVISOR,
+                           max(PROBE_MIN, capacity // PROBE_DIVISOR)))
         self._rejected, self._victims = _Rejections(probe, capacity // 2), _Shadow(probe)
         # Probation's keys -> the rejection number when each came in.
         self._entered: dict = {}
