@@ -27,10 +27,10 @@ How much room recency gets is not fixed (`adapt`):
 - "ghost" (default): two shadow lists remember the keys the admission filter
   rejected last and the main victims it evicted last, each up to 1/32 of the capacity
   (by weight; at least 64 units, at most an eighth): narrow, so they measure the
-  margin of the split, not a band around it. A miss on a rejected key says a somewhat larger window would
-  have kept it: the window grows; a miss on an evicted victim says a larger main
-  would have: it shrinks. Steps are ARC's (the key's weight, times the ratio of
-  the two lists' lengths when the other is longer). Both probes have the same
+  margin of the split, not a band around it. A miss on a rejected key says a somewhat
+  larger window would have kept it: the window grows; a miss on an evicted victim says
+  a larger main would have: it shrinks. Steps are ARC's (the key's weight, times the
+  ratio of the two lists' lengths when the other is longer). Both probes have the same
   fixed size, so the split follows whichever side gains more from the next slice
   of room (a marginal-utility comparison, with no feedback from the split itself
   into the probes); a loop longer than the cache moves nothing. Every step is a
