@@ -1,7 +1,8 @@
 """Cache benchmark: our policies and tiers against their competitors, in the same run.
 
     python benchmarks/bench_cache.py --json OUT                   # everything
-    python benchmarks/bench_cache.py --suite [--json OUT]         # synthetic families only
+    python benchmarks/bench_cache.py --suite [--seed N] [--json OUT]   # synthetic families only
+    python benchmarks/bench_cache.py --wide [--json OUT]          # the 50 cases beside the targets
     python benchmarks/bench_cache.py --trace PATH --size N [--json OUT]   # your own trace
 
 Sections (the JSON keys):
@@ -12,6 +13,10 @@ Sections (the JSON keys):
                         must equal the published LRU and ARC figures.
   suite                 the same table on the synthetic families of
                         echo_ray.cache.workloads (seed 1), two sizes each.
+  wide                  (--wide only) the same table on 50 cases that are not target rows:
+                        the families from other seeds, at other sizes and with other
+                        parameters, and the traces at other sizes. They show whether a
+                        result carries over to workloads no choice was made on.
   targets               per row: tinylfu >= max(lru, theine - 1), and on recency-heavy
                         families tinylfu >= arc - 1; L1 tinylfu <= 2x cachetools LRU.
   l1_ns_per_op          get/put-on-miss over Zipf(1.0) keys (100k distinct, capacity 10k):
@@ -27,6 +32,7 @@ A trace is one key per line, plain, gzip or zstd compressed.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import gzip
 import heapq
@@ -65,6 +71,17 @@ OURS = {"lru": ("lru", {}), "lfu": ("lfu", {}), "fifo": ("fifo", {}), "arc": ("a
         "tinylfu": ("tinylfu", {}), "tinylfu_climb": ("tinylfu", {"adapt": "climb"})}
 OUR_POLICIES = list(OURS)
 SUITE_SEED = 1
+# The wider check (`--wide`): each family from two other seeds at its two sizes, and from a
+# third seed at two other sizes; each family's larger size with other parameters; the
+# traces at other sizes. Chosen to cover the families' knobs, not tuned on.
+WIDE_SEEDS = (7, 8)
+WIDE_SIZE_SEED, WIDE_SIZES = 3, (1_000, 4_000)
+WIDE_VARIANTS = [("zipf", {"alpha": 0.6}), ("zipf", {"alpha": 1.1}),
+                 ("shifting", {"shift": 0.25}), ("shifting", {"shift": 1.0}),
+                 ("shifting", {"phase": 10_000}),
+                 ("recency_scans", {"mean_age": 200.0}), ("recency_scans", {"mean_age": 1_000.0})]
+WIDE_TRACE_SIZES = {"gli": (250, 750, 1_500, 2_000), "multi2": (500, 1_500, 3_000),
+                    "sprite": (50, 300, 400), "loop": (256, 640, 1_024)}
 L1_TARGET = 2.0  # L1 tinylfu ns/op at most this times cachetools.LRUCache's
 
 
@@ -197,11 +214,15 @@ def bench_hit_ratio(cases: list[tuple[str, object, int, bool]]) -> tuple[dict, d
     """Rows for (label, trace path or key list, size, recency-heavy?) cases, printed as a
     table with the target verdict; returns (rows, target checks)."""
     out, checks = {}, {}
-    print(f"{'case':<20}" + "".join(f"{c:>15}" for c in
-                                     [*OUR_POLICIES, "cachetools_lru", "cachetools_lfu",
-                                      "theine", "optimal", "tinylfu-theine"]) + "   target")
+    width = max([20, *(len(label) + 1 for label, *_ in cases)])
+    print(f"{'case':<{width}}" + "".join(f"{c:>15}" for c in
+                                         [*OUR_POLICIES, "cachetools_lru", "cachetools_lfu",
+                                          "theine", "optimal", "tinylfu-theine"]) + "   target")
     for label, source, size, recency_heavy in cases:
-        keys = source if isinstance(source, list) else load_trace(source)
+        if callable(source):  # a generator, run when its row comes
+            keys = source()
+        else:
+            keys = source if isinstance(source, list) else load_trace(source)
         row = hit_ratio_row(keys, size)
         out[label] = row
         checks[label] = check = target_check(row, recency_heavy)
@@ -210,7 +231,7 @@ def bench_hit_ratio(cases: list[tuple[str, object, int, bool]]) -> tuple[dict, d
         if recency_heavy:
             note += f"; arc - 1 = {row['arc'] - 1:.2f} {'met' if check['arc_met'] else 'NOT met'}"
         note += ")"
-        print(f"{label:<20}" + "".join(f"{v:>15.2f}" for v in row.values())
+        print(f"{label:<{width}}" + "".join(f"{v:>15.2f}" for v in row.values())
               + f"{row['tinylfu'] - row['theine']:>+15.2f}   {verdict}{note}", flush=True)
     return out, checks
 
@@ -220,6 +241,28 @@ def suite_cases(seed: int = SUITE_SEED) -> list[tuple[str, list[int], int, bool]
     for name, (generate, n, sizes, recency_heavy) in workloads.FAMILIES.items():
         keys = generate(n, seed)
         cases += [(f"{name}-{size}", keys, size, recency_heavy) for size in sizes]
+    return cases
+
+
+def wide_cases() -> list[tuple[str, object, int, bool]]:
+    """The `--wide` cases (see WIDE_SEEDS): a family's keys come from a generator called
+    when its row runs, so the 30 key lists are not all held at once."""
+    cases = []
+    for name, (generate, n, sizes, recency_heavy) in workloads.FAMILIES.items():
+        runs = [(seed, size) for seed in WIDE_SEEDS for size in sizes]
+        runs += [(WIDE_SIZE_SEED, size) for size in WIDE_SIZES]
+        cases += [(f"{name}-{size}-seed{seed}", functools.partial(generate, n, seed), size,
+                   recency_heavy) for seed, size in runs]
+    for name, params in WIDE_VARIANTS:
+        generate, n, sizes, recency_heavy = workloads.FAMILIES[name]
+        label = ",".join(f"{k}={v:g}" for k, v in params.items())
+        cases.append((f"{name}-{sizes[-1]}-{label}",
+                      functools.partial(generate, n, SUITE_SEED, **params), sizes[-1],
+                      recency_heavy))
+    cache_dir = cache_traces_dir()
+    for name, sizes in WIDE_TRACE_SIZES.items():
+        cases += [(f"{name}-{size}", cache_dir / f"{name}.trace.gz", size, False)
+                  for size in sizes]
     return cases
 
 
@@ -429,13 +472,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --trace: also check tinylfu against ARC - 1")
     parser.add_argument("--suite", action="store_true",
                         help="only the synthetic families (the full run includes them)")
+    parser.add_argument("--seed", type=int, help=f"with --suite: the families' seed "
+                        f"(default {SUITE_SEED}, the target rows')")
+    parser.add_argument("--wide", action="store_true",
+                        help="the 50 cases beside the target rows: other seeds, sizes and "
+                             "parameters of the families, the traces at other sizes")
     args = parser.parse_args(argv)
     if (args.trace is None) != (args.size is None):
         parser.error("--trace and --size go together")
     if args.size is not None and args.size < 1:
         parser.error(f"--size must be a positive int, got {args.size}")
-    if args.suite and args.trace is not None:
-        parser.error("--suite and --trace are separate runs")
+    if args.suite + args.wide + (args.trace is not None) > 1:
+        parser.error("--suite, --wide and --trace are separate runs")
+    if args.seed is not None and not args.suite:
+        parser.error("--seed goes with --suite")
 
     results: dict[str, object] = {}
     ok = True
@@ -448,8 +498,14 @@ def main(argv: list[str] | None = None) -> int:
         results["targets"] = checks
         summarize(checks)
     elif args.suite:
-        print(f"synthetic families (echo_ray.cache.workloads, seed {SUITE_SEED})")
-        results["suite"], checks = bench_hit_ratio(suite_cases())
+        seed = SUITE_SEED if args.seed is None else args.seed
+        print(f"synthetic families (echo_ray.cache.workloads, seed {seed})")
+        results["suite"], checks = bench_hit_ratio(suite_cases(seed))
+        results["targets"] = checks
+        summarize(checks)
+    elif args.wide:
+        print("the wider check: not target rows (other seeds, sizes and parameters)")
+        results["wide"], checks = bench_hit_ratio(wide_cases())
         results["targets"] = checks
         summarize(checks)
     else:

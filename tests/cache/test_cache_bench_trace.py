@@ -59,6 +59,33 @@ def test_bad_arguments(bench, tmp_path):
         bench.main(["--size", "3"])
     with pytest.raises(SystemExit):
         bench.main(["--suite", "--trace", str(tmp_path / "t"), "--size", "3"])
+    with pytest.raises(SystemExit):
+        bench.main(["--suite", "--wide"])
+    with pytest.raises(SystemExit):
+        bench.main(["--wide", "--seed", "7"])  # --seed picks the suite's seed only
+
+
+def test_wide_cases_are_not_the_target_rows(bench):
+    """`--wide`: 50 cases, none of them one of the 18 target rows, every family and trace
+    in them, and each family's parameters accepted by its generator."""
+    cases = bench.wide_cases()
+    labels = [label for label, *_ in cases]
+    assert len(cases) == 50 and len(set(labels)) == 50
+    targets = {f"{name}-{size}" for name, size in bench.STANDARD_CASES}
+    targets |= {f"{name}-{size}" for name, (_, _, sizes, _) in bench.workloads.FAMILIES.items()
+                for size in sizes}
+    assert not targets & set(labels)
+    for family in bench.workloads.FAMILIES:
+        assert sum(label.startswith(f"{family}-") for label in labels) >= 6
+    for trace in ("gli", "multi2", "sprite", "loop"):
+        assert any(label.startswith(f"{trace}-") and source.is_file()
+                   for label, source, *_ in cases if not callable(source))
+    for label, source, size, recency_heavy in cases:
+        assert size > 0
+        assert recency_heavy == label.startswith("recency_scans")
+        if callable(source):  # a generator: the same call on a short run
+            short = source.func(3_000, *source.args[1:], **source.keywords)
+            assert len(short) >= 3_000
 
 
 def test_target_check(bench):
