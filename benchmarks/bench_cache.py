@@ -236,6 +236,13 @@ def bench_hit_ratio(cases: list[tuple[str, object, int, bool]]) -> tuple[dict, d
     return out, checks
 
 
+def trace_cases(runs: list[tuple[str, int]]) -> list[tuple[str, Path, int, bool]]:
+    """(trace name, cache size) pairs as cases on the LIRS traces."""
+    cache_dir = cache_traces_dir()
+    return [(f"{name}-{size}", cache_dir / f"{name}.trace.gz", size, False)
+            for name, size in runs]
+
+
 def suite_cases(seed: int = SUITE_SEED) -> list[tuple[str, list[int], int, bool]]:
     cases = []
     for name, (generate, n, sizes, recency_heavy) in workloads.FAMILIES.items():
@@ -259,11 +266,8 @@ def wide_cases() -> list[tuple[str, object, int, bool]]:
         cases.append((f"{name}-{sizes[-1]}-{label}",
                       functools.partial(generate, n, SUITE_SEED, **params), sizes[-1],
                       recency_heavy))
-    cache_dir = cache_traces_dir()
-    for name, sizes in WIDE_TRACE_SIZES.items():
-        cases += [(f"{name}-{size}", cache_dir / f"{name}.trace.gz", size, False)
-                  for size in sizes]
-    return cases
+    return cases + trace_cases([(name, size) for name, sizes in WIDE_TRACE_SIZES.items()
+                                for size in sizes])
 
 
 # -- L1 speed -------------------------------------------------------------------------------
@@ -509,9 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         results["targets"] = checks
         summarize(checks)
     else:
-        cache_dir = cache_traces_dir()
-        cases = [(f"{name}-{size}", cache_dir / f"{name}.trace.gz", size, False)
-                 for name, size in STANDARD_CASES]
+        cases = trace_cases(STANDARD_CASES)
         print("LIRS traces (data/traces/cache)")
         results["hit_ratio"], checks = bench_hit_ratio(cases)
         ratios = results["hit_ratio"]
