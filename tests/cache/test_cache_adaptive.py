@@ -332,9 +332,14 @@ def test_duel_samples_keys_by_a_prime_modulus():
     assert TinyLFUPolicy(maxsize=1000, adapt="climb")._duel is None
     assert TinyLFUPolicy(maxsize=1000, maxbytes=10_000, sizeof=len)._duel is None
     assert TinyLFUPolicy(maxsize=1000, duel=False)._duel is None
-    for key in range(100):  # only sampled misses enter the hit path's set
+    for key in range(100):  # until the cache fills, every request is observed
         big.put(key, key)
-    assert big._sampled == {0, 61}
+    assert big._sampled is big._data and big._sample_prime == 1
+    for key in range(100, 10_100):  # then only sampled keys enter the hit path's set
+        big.put(key, key)
+    assert big._fill_trial is None and big._sample_prime == 61
+    assert all(key % 61 == 0 for key in big._sampled)  # and evicted ones, until a sweep
+    assert big._sampled >= {key for key in big._data if key % 61 == 0}
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -369,11 +374,12 @@ def test_duel_brings_the_window_back_when_frequency_wins():
 def test_narrow_shadow_lists_keep_a_main_where_it_pays(monkeypatch):
     """`recency_scans` has a hot set (Zipf 0.8 over 1,000 keys, a fifth of the requests)
     that a main region keeps through the scans and the stream of new keys, so a split
-    inside the cache beats LRU. Shadow lists of 1/32 of the capacity measure the split's
-    margin: the window stays inside (1,768 of 2,000 measured) and the cache is 0.6 points
-    ahead of LRU. Lists of 1/8 (the previous size) average main's concave hit curve over
-    a wide band, read it flatter than at the margin, and drift to the LRU end (1,999;
-    0.14 points ahead)."""
+    inside the cache beats LRU. The fill trial starts the cache at the LRU end (LRU leads
+    during the fill). Shadow lists of 1/32 of the capacity measure the split's margin: the
+    window comes inside (1,900 of 2,000 measured) and the cache is 0.47 points ahead of
+    LRU. Lists of 1/8 (the previous size) average main's concave hit curve over a wide
+    band, read it flatter than at the margin, and stay at the LRU end (1,999; 0.26 points
+    ahead)."""
     import echo_ray.cache.eviction.tinylfu as tinylfu
 
     keys = workloads.recency_scans(150_000, seed=1)
@@ -381,10 +387,95 @@ def test_narrow_shadow_lists_keep_a_main_where_it_pays(monkeypatch):
     narrow = TinyLFUPolicy(maxsize=2000)
     narrow_hits = run(narrow, keys)
     assert narrow._victims.limit == narrow._rejected.probe == 64
-    assert narrow.window_capacity < 0.95 * 2000
+    assert narrow.window_capacity < 0.96 * 2000
     assert narrow_hits > lru + 0.004 * len(keys)
     monkeypatch.setattr(tinylfu, "PROBE_DIVISOR", 8)
     wide = TinyLFUPolicy(maxsize=2000)
     wide_hits = run(wide, keys)
     assert wide._rejected.probe == 250 and wide.window_capacity > 0.98 * 2000
-    assert narrow_hits > wide_hits + 0.003 * len(keys)
+    assert narrow_hits > wide_hits + 0.0015 * len(keys)
+
+
+def _play(caches, key):
+    for cache in caches:
+        if cache.get(key) is None:
+            cache.put(key, key)
+
+
+def test_fill_trial_starts_a_recency_workload_at_the_lru_end():
+    """Until the cache first fills, a trial plays every request on an LRU and a 1% W-TinyLFU
+    of half the capacity. On `recency_scans` LRU leads it, so the cache starts at the LRU
+    end, its window in exact recency order; on Zipf, and on a loop longer than the cache
+    (no key has come back by then), it does not, and the window stays at Caffeine's 1%."""
+    for keys, lru_start in ((workloads.recency_scans(20_000, seed=2), True),
+                            (workloads.zipf(20_000, seed=2), False),
+                            (workloads.loop(20_000, seed=2, length=3000), False)):
+        ours, lru = TinyLFUPolicy(maxsize=2000), make_policy("lru", maxsize=2000)
+        for key in keys:
+            _play((ours, lru), key)
+            if ours._fill_trial is None:
+                break
+        assert len(ours) == 2000 and ours._sample_prime == ours._duel.prime
+        if lru_start:
+            assert ours.window_capacity == 1999
+            assert list(ours._window) == [key for key in lru._data if key in ours._window]
+        else:
+            assert ours.window_capacity == 20
+
+
+def test_fill_trial_needs_a_clear_and_significant_lru_lead():
+    """The start at the LRU end needs LRU ahead by DEAD_BAND of the trial's scored requests
+    and by DUEL_Z standard deviations of its disagreements."""
+    from echo_ray.cache.eviction.tinylfu import _FillTrial
+
+    trial = _FillTrial(100)
+    for lead, disagreements, leads in ((20, 20, True), (20, 100, False), (5, 5, False)):
+        trial.requests, trial.lru_lead, trial.disagreements = 1000, lead, disagreements
+        assert trial.lru_leads() is leads
+
+
+def test_fill_trial_ends_when_the_cache_does_not_fill():
+    """A cache whose keys all fit stops paying for the trial after one sample period."""
+    ours = TinyLFUPolicy(maxsize=1000)
+    for i in range(ours.sample_period + 1):
+        _play((ours,), i % 500)
+    assert ours._fill_trial is None and len(ours) == 500
+    assert ours._sampled == {key for key in range(500) if key % ours._duel.prime == 0}
+
+
+def test_lru_mode_when_the_frequency_side_earns_too_little():
+    """`shifting` at 1,500 entries: Zipf 0.8 over 2,000 keys, half of them replaced and the
+    popularity reshuffled every 25,000 requests. The 1% leader does not beat the LRU leader
+    by DEAD_BAND, so after the first sample period (the fill ends at 5,736, the period at
+    20,753) the cache is exact LRU: 10,000 requests later it holds the same keys in the same
+    order as LRU, and from then on it hits and misses on the same requests.
+    When Zipf over other keys follows, the 1% leader is over the band within five sample
+    periods (4.4 measured: the shifting periods' counts fade first) and the split goes back
+    to 1%."""
+    ours, lru = TinyLFUPolicy(maxsize=1500), make_policy("lru", maxsize=1500)
+    keys = workloads.shifting(60_000, seed=1)
+    for key in keys[:30_000]:
+        _play((ours, lru), key)
+    assert ours._lru_mode and ours.window_capacity == 1500 and ours.main_capacity == 0
+    assert list(ours._window) == list(lru._data)
+    for key in keys[30_000:]:
+        assert (ours.get(key) is None) == (lru.get(key) is None)
+        _play((ours, lru), key)
+    assert list(ours._window) == list(lru._data)
+    zipf = workloads.zipf(100_000, seed=1, base=10**9)
+    for n, key in enumerate(zipf):
+        _play((ours,), key)
+        if not ours._lru_mode:
+            break
+    assert n < 5 * ours.sample_period and ours.window_capacity == 15
+
+
+def test_duel_leads_weigh_older_periods_less():
+    """The leaders' comparison spans the last few sample periods: each period's end leaves
+    the counts so far at PERIOD_WEIGHT (3/4) of their weight."""
+    from echo_ray.cache.eviction.tinylfu import _Duel
+
+    duel = _Duel(1000)
+    duel.requests, duel.small_minus_lru = 1000.0, 50.0
+    assert duel.small_lead() == 0.05
+    assert (duel.requests, duel.small_minus_lru) == (750.0, 37.5)

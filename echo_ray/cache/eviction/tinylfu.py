@@ -53,6 +53,18 @@ How much room recency gets is not fixed (`adapt`):
   ones (a one-sided run still crosses the cache in about 64 of them). A split the
   shadow lists found between the two ends beats both leaders, so the duel then does
   nothing. Count capacity only (`maxbytes` unset).
+  Two rules price in what the frequency side costs when the working set changes: each new
+  key is turned away once (LRU keeps it) before the split can move, and a shift of
+  popularity costs hundreds of hits that way. **The frequency side must earn its keep:**
+  every sample period (10 x capacity requests, Caffeine's) the two leaders are compared
+  over the last few periods; while the 1% leader beats the LRU leader by less than
+  DEAD_BAND (1 point) and the split is on the frequency side, the cache is exact LRU (the
+  window takes the whole cache; shadow and duel steps wait), until the 1% leader is over
+  the band again and the split goes back to 1%. **The start:** until the cache first fills,
+  a fill trial plays every request on an LRU and a 1% W-TinyLFU of half the capacity (about
+  3x the cost of a request, for the fill only). If LRU led by the band, significantly, the
+  cache starts at the LRU end, in exact recency order; otherwise at Caffeine's 1%, which
+  keeps the first keys that a loop comes back to.
 - "climb": Caffeine's hill climber: every `sample_factor` x capacity requests it
   moves capacity by a step (6.25% of the capacity, decaying 2% per sample,
   restarting on a 5-point jump) in the direction that raised the hit rate. It
@@ -108,6 +120,16 @@ DUEL_LONG_SPAN = 512
 DUEL_Z = 3.0
 SAMPLE_PRIMES = (1, 3, 7, 13, 31, 61, 127, 251, 509, 1021, 2039, 4093, 8191, 16381, 32749,
                  65521)  # the largest prime below each power of two (1: every key)
+# The frequency side must earn its keep ("ghost" mode). Every sample period (`sample_factor`
+# x capacity requests) the duel's two leaders are compared over the last few periods (each
+# period's counts weigh PERIOD_WEIGHT of the next's, so about four count): while the 1%
+# leader beats the LRU leader by less than DEAD_BAND of the sampled requests and the split is
+# on the frequency side, the cache is exact LRU. A lead that small is not worth what the
+# frequency side costs when the working set changes (a new key must then be asked for twice
+# to get in). The same band decides the start: the fill trial's LRU must lead its 1%
+# W-TinyLFU by DEAD_BAND, significantly (DUEL_Z), for the cache to start at the LRU end.
+DEAD_BAND = 0.01
+PERIOD_WEIGHT = 0.75
 
 
 class _Shadow(OrderedDict):
@@ -229,6 +251,9 @@ class _Duel:
         self.lru_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
         self.small_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
         self.lru_vs_small = _SignTest(DUEL_LONG_SPAN)
+        # Sampled requests and the 1% leader's hits minus LRU's, over the last few sample
+        # periods (`small_lead`).
+        self.requests = self.small_minus_lru = 0.0
 
     def observe(self, key: Hashable, hit: bool) -> int:
         """Play a sampled request on both leaders; `hit` is this cache's outcome. Returns
@@ -244,8 +269,10 @@ class _Duel:
         small_hit = self.small.get(key) is not None
         if not small_hit:
             self.small.put(key, True)
+        self.requests += 1
         if lru_hit != small_hit:
             self.lru_vs_small.add(lru_hit)
+            self.small_minus_lru += -1 if lru_hit else 1
         move = 0
         if lru_hit != hit:
             test = self.lru_vs_us
@@ -260,6 +287,62 @@ class _Duel:
                 test.discount()
                 move = -1
         return move
+
+    def small_lead(self) -> float:
+        """How much more often the 1% leader hit than the LRU leader, as a share of the
+        sampled requests, over the last few sample periods; then the period ends (the counts
+        so far weigh PERIOD_WEIGHT)."""
+        lead = self.small_minus_lru / max(1.0, self.requests)
+        self.requests *= PERIOD_WEIGHT
+        self.small_minus_lru *= PERIOD_WEIGHT
+        return lead
+
+
+class _FillTrial:
+    """Until the cache first fills, every request also plays on an exact LRU and a W-TinyLFU
+    with a fixed 1% window, each of half the capacity (so the fill's second half scores
+    them), and the keys' exact recency order is kept. Nothing is evicted during a fill, so
+    the split does not matter yet; what the cache holds when the first eviction comes does.
+    On a recency workload a 1% window would then turn away the new keys LRU keeps, for the
+    thousands of requests the split takes to move; a loop or a frequency workload shows no
+    LRU lead by then, and keeps the 1% start (Caffeine's) that holds the first keys."""
+
+    def __init__(self, capacity: int):
+        self.size = max(1, capacity // 2)
+        self.order: OrderedDict = OrderedDict()  # every key seen, least recently used first
+        self.lru: OrderedDict = OrderedDict()
+        self.small = TinyLFUPolicy(maxsize=self.size, adapt="fixed")
+        self.requests = self.lru_lead = self.disagreements = 0
+
+    def observe(self, key: Hashable) -> None:
+        order, lru = self.order, self.lru
+        if key in order:
+            order.move_to_end(key)
+        else:
+            order[key] = None
+        scored = len(lru) >= self.size
+        lru_hit = key in lru
+        if lru_hit:
+            lru.move_to_end(key)
+        else:
+            lru[key] = None
+            if len(lru) > self.size:
+                lru.popitem(last=False)
+        small_hit = self.small.get(key) is not None
+        if not small_hit:
+            self.small.put(key, True)
+        if scored:
+            self.requests += 1
+            if lru_hit != small_hit:
+                self.disagreements += 1
+                self.lru_lead += 1 if lru_hit else -1
+
+    def lru_leads(self) -> bool:
+        """LRU hit more often by DEAD_BAND of the scored requests, and significantly (a sign
+        test on the disagreements at DUEL_Z)."""
+        lead = self.lru_lead
+        return lead > DEAD_BAND * self.requests and lead * lead > DUEL_Z * DUEL_Z * \
+            self.disagreements
 
 
 class TinyLFUPolicy(EvictionPolicy):
@@ -333,6 +416,13 @@ class TinyLFUPolicy(EvictionPolicy):
         self._sample_prime = self._duel.prime if self._duel is not None else 1
         self._sample_residue = 0 if self._duel is not None else -1
         self._sampled: set = set()
+        self._initial_window = self.window_capacity
+        self._lru_mode = False  # exact LRU while the frequency side earns too little
+        self._fill_trial = _FillTrial(capacity) if self._duel is not None else None
+        if self._fill_trial is not None:
+            # Every request is observed until the cache fills: each hit is of a key in
+            # `_data`, each miss passes the modulus 1.
+            self._sampled, self._sample_prime = self._data, 1
         # "climb": the current sample's misses, and the count of requests (the counter's
         # increments, one per request) when it began: no hit counter on the hit path.
         self.sample_period = sample_factor * items_hint
@@ -340,6 +430,7 @@ class TinyLFUPolicy(EvictionPolicy):
         self._sample_misses = 0
         self._previous_hit_rate = 0.0
         self._step = -STEP_PERCENT * capacity  # Caffeine starts by trying a smaller window
+        self._period_end = self.sample_period  # "ghost": when the leaders are next compared
 
     def _requests(self) -> int:
         """Requests so far: each one incremented the counter once."""
@@ -483,6 +574,7 @@ class TinyLFUPolicy(EvictionPolicy):
         if freq > MAX_COUNT:
             freq = MAX_COUNT
         if freq > self._victim_freq or (freq == self._victim_freq and self._ties_admit) \
+                or self._lru_mode \
                 or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER) \
                 or (came_back is not None and came_back > self._victim_entered):
             del region[victim]
@@ -602,6 +694,7 @@ class TinyLFUPolicy(EvictionPolicy):
                 freq = estimate(candidate)
                 if freq > self._victim_freq or (freq == self._victim_freq
                                                 and self._ties_admit) \
+                        or self._lru_mode \
                         or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER) \
                         or came_back > self._victim_entered:
                     self._victims.add(victim, self._drop(victim, region))
@@ -652,19 +745,62 @@ class TinyLFUPolicy(EvictionPolicy):
         excess = agreement * direction - AGREE_LEVEL * AGREE_SPAN
         if excess > 0:
             step *= min(1.0 + excess, self._max_boost)
-        self._move_target(self._target + direction * step)
+        if not self._lru_mode:
+            self._move_target(self._target + direction * step)
 
     def _observe(self, key: Hashable, hit: bool) -> None:
         """A sampled request (this cache's `hit` or miss) for the duel; a leader that is
-        significantly ahead pulls the target its way by Caffeine's step."""
-        if not hit:
+        significantly ahead pulls the target its way by Caffeine's step. Until the cache
+        fills, every request comes here, for the fill trial."""
+        duel = self._duel
+        if self._fill_trial is not None:
+            self._fill_trial.observe(key)
+            # This miss brings the first eviction; or the cache has not filled in a sample
+            # period, and the trial (which costs about 3x a request) ends anyway.
+            if (not hit and len(self._data) - (key in self._data) >= self.capacity) \
+                    or self._requests() >= self.sample_period:
+                self._end_fill()
+            if hash(key) % duel.prime:
+                return  # not a sampled key
+        if not hit and self._fill_trial is None:
             sampled = self._sampled
-            if len(sampled) > 2 * self._duel.size:  # forget the keys since evicted
+            if len(sampled) > 2 * duel.size:  # forget the keys since evicted
                 self._sampled = sampled = {k for k in sampled if k in self._data}
             sampled.add(key)
-        move = self._duel.observe(key, hit)
-        if move:
+        move = duel.observe(key, hit)
+        if move and not self._lru_mode:
             self._move_target(self._target + move * self._max_boost)
+        if self._requests() >= self._period_end:
+            self._end_period()
+
+    def _end_fill(self) -> None:
+        """The fill trial ends: back to the duel's sample, and the cache starts at the LRU
+        end (in the trial's exact recency order) if the trial's LRU led."""
+        trial, self._fill_trial = self._fill_trial, None
+        prime = self._sample_prime = self._duel.prime
+        self._sampled = {k for k in self._data if hash(k) % prime == 0}
+        self._period_end = self._requests() + self.sample_period
+        if trial.lru_leads():
+            self._move_target(self.capacity - 1.0)
+            window = self._window
+            for key in trial.order:
+                if key in window:
+                    window.move_to_end(key)
+
+    def _end_period(self) -> None:
+        """A sample period ended: exact LRU while the 1% leader's lead over the LRU leader
+        stays under DEAD_BAND and the split is on the frequency side; back to the 1% split
+        once it is over the band."""
+        self._period_end = self._requests() + self.sample_period
+        lead = self._duel.small_lead()
+        if self._lru_mode:
+            if lead > DEAD_BAND:
+                self._lru_mode = False
+                self._move_target(float(self._initial_window))
+        elif lead < DEAD_BAND and not self._ties_admit:
+            self._lru_mode = True  # the window takes the whole cache: exact LRU
+            self._target = float(self.capacity)
+            self._grow_window(self.main_capacity, keep=0)
 
     def _move_target(self, target: float) -> None:
         """New window target (main keeps at least one unit, so does the window); the
@@ -707,11 +843,11 @@ class TinyLFUPolicy(EvictionPolicy):
         self.protected_capacity = int(self.main_capacity * self.protected_fraction)
         self._demote_protected()
 
-    def _grow_window(self, quota: int) -> int:
+    def _grow_window(self, quota: int, keep: int = 1) -> int:
         """Move up to `quota` weight of main's LRU entries (probation first) into the
-        window, whose capacity grows by the weight moved; main keeps at least one unit.
-        Returns the weight moved."""
-        quota = min(quota, self.main_capacity - 1)
+        window, whose capacity grows by the weight moved; main keeps at least `keep` units
+        (none only in LRU mode). Returns the weight moved."""
+        quota = min(quota, self.main_capacity - keep)
         moved = 0
         window = self._window
         for region in (self._probation, self._protected):
