@@ -462,11 +462,10 @@ def test_lru_mode_when_the_frequency_side_earns_too_little():
         assert (ours.get(key) is None) == (lru.get(key) is None)
         _play((ours, lru), key)
     assert list(ours._window) == list(lru._data)
-    zipf = workloads.zipf(100_000, seed=1, base=10**9)
-    for n, key in enumerate(zipf):
-        _play((ours,), key)
-        if not ours._lru_mode:
-            break
+    zipf, n = workloads.zipf(100_000, seed=1, base=10**9), 0
+    while ours._lru_mode:
+        _play((ours,), zipf[n])
+        n += 1
     assert n < 5 * ours.sample_period and ours.window_capacity == 15
 
 
