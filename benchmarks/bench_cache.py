@@ -18,7 +18,8 @@ Sections (the JSON keys):
                         parameters, and the traces at other sizes. They show whether a
                         result carries over to workloads no choice was made on.
   targets               per row: tinylfu >= max(lru, theine - 1), and on recency-heavy
-                        families tinylfu >= arc - 1; L1 tinylfu <= 2x cachetools LRU.
+                        families tinylfu >= arc - 1 (hit ratios compared unrounded); L1
+                        tinylfu <= 2x cachetools LRU.
   l1_ns_per_op          get/put-on-miss over Zipf(1.0) keys (100k distinct, capacity 10k):
                         our lru, tinylfu and arc vs cachetools.LRUCache vs a plain dict.
   l3_us, l4_us          get/set latency of our disk and Redis tiers vs raw diskcache and
@@ -189,13 +190,15 @@ def hits_optimal(keys: list[int], size: int) -> int:
 
 
 def hit_ratio_row(keys: list[int], size: int) -> dict[str, float]:
+    """Percent hits per column, unrounded (the verdict compares these; a tie in the printed
+    two decimals can be a few hits either way)."""
     pct = 100.0 / len(keys)
     row = {name: hits_ours(name, keys, size) * pct for name in OUR_POLICIES}
     row["cachetools_lru"] = hits_cachetools("lru", keys, size) * pct
     row["cachetools_lfu"] = hits_cachetools("lfu", keys, size) * pct
     row["theine"] = hits_theine(keys, size) * pct
     row["optimal"] = hits_optimal(keys, size) * pct
-    return {k: round(v, 2) for k, v in row.items()}
+    return row
 
 
 def target_check(row: dict[str, float], recency_heavy: bool) -> dict[str, object]:
@@ -223,9 +226,9 @@ def bench_hit_ratio(cases: list[tuple[str, object, int, bool]]) -> tuple[dict, d
             keys = source()
         else:
             keys = source if isinstance(source, list) else load_trace(source)
-        row = hit_ratio_row(keys, size)
-        out[label] = row
-        checks[label] = check = target_check(row, recency_heavy)
+        exact = hit_ratio_row(keys, size)
+        checks[label] = check = target_check(exact, recency_heavy)
+        out[label] = row = {k: round(v, 2) for k, v in exact.items()}
         verdict = "met" if check["met"] else "NOT met"
         note = f" (max(lru, theine - 1) = {check['need']:.2f}"
         if recency_heavy:

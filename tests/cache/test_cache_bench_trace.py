@@ -93,3 +93,7 @@ def test_target_check(bench):
     assert bench.target_check(row, recency_heavy=False) == {"need": 39.0, "met": True}
     assert bench.target_check(row, recency_heavy=True)["met"] is False  # 5.5 below ARC
     assert bench.target_check({**row, "tinylfu": 29.9}, False)["met"] is False
+    # Compared unrounded: 8 hits of 200,000 below LRU is not met, though both print 95.53.
+    tie = {"lru": 191_058 / 2_000, "theine": 80.0, "arc": 90.0, "tinylfu": 191_050 / 2_000}
+    assert f"{tie['lru']:.2f}" == f"{tie['tinylfu']:.2f}"
+    assert bench.target_check(tie, recency_heavy=False)["met"] is False
