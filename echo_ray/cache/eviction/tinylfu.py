@@ -238,26 +238,20 @@ class _SignTest:
         self.var *= 0.25
 
 
-class _Duel:
-    """The two leaders of "ghost" mode's set dueling, on the sampled keys: exact LRU and
-    W-TinyLFU with a fixed 1% window, each at the sample's share of the capacity."""
+class _Leaders:
+    """The two ends of the split, side by side on the same requests: an exact LRU and a
+    W-TinyLFU with a fixed 1% window, each of `size` entries."""
 
-    def __init__(self, capacity: int):
-        self.prime = max([p for p in SAMPLE_PRIMES if capacity // p >= DUEL_MIN_SIZE],
-                         default=1)  # sampled: hash(key) % prime == 0
-        self.size = capacity // self.prime
+    def __init__(self, size: int):
+        self.size = size
         self.lru: OrderedDict = OrderedDict()
-        self.small = TinyLFUPolicy(maxsize=self.size, adapt="fixed")
-        self.lru_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
-        self.small_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
-        self.lru_vs_small = _SignTest(DUEL_LONG_SPAN)
-        # Sampled requests and the 1% leader's hits minus LRU's, over the last few sample
-        # periods (`small_lead`).
-        self.requests = self.small_minus_lru = 0.0
+        self.small = TinyLFUPolicy(maxsize=size, adapt="fixed")
 
-    def observe(self, key: Hashable, hit: bool) -> int:
-        """Play a sampled request on both leaders; `hit` is this cache's outcome. Returns
-        +1 to grow the window toward LRU, -1 to shrink it toward 1%, 0 to leave it."""
+    def full(self) -> bool:
+        return len(self.lru) >= self.size
+
+    def play(self, key: Hashable) -> tuple[bool, bool]:
+        """Whether LRU and the 1% W-TinyLFU hit `key`; both hold it afterwards."""
         lru = self.lru
         lru_hit = key in lru
         if lru_hit:
@@ -269,6 +263,28 @@ class _Duel:
         small_hit = self.small.get(key) is not None
         if not small_hit:
             self.small.put(key, True)
+        return lru_hit, small_hit
+
+
+class _Duel(_Leaders):
+    """The leaders of "ghost" mode's set dueling, on the sampled keys, each at the sample's
+    share of the capacity."""
+
+    def __init__(self, capacity: int):
+        self.prime = max([p for p in SAMPLE_PRIMES if capacity // p >= DUEL_MIN_SIZE],
+                         default=1)  # sampled: hash(key) % prime == 0
+        super().__init__(capacity // self.prime)
+        self.lru_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
+        self.small_vs_us = _SignTest(DUEL_SPAN, one_sided=True)
+        self.lru_vs_small = _SignTest(DUEL_LONG_SPAN)
+        # Sampled requests and the 1% leader's hits minus LRU's, over the last few sample
+        # periods (`small_lead`).
+        self.requests = self.small_minus_lru = 0.0
+
+    def observe(self, key: Hashable, hit: bool) -> int:
+        """Play a sampled request on both leaders; `hit` is this cache's outcome. Returns
+        +1 to grow the window toward LRU, -1 to shrink it toward 1%, 0 to leave it."""
+        lru_hit, small_hit = self.play(key)
         self.requests += 1
         if lru_hit != small_hit:
             self.lru_vs_small.add(lru_hit)
@@ -308,29 +324,18 @@ class _FillTrial:
     LRU lead by then, and keeps the 1% start (Caffeine's) that holds the first keys."""
 
     def __init__(self, capacity: int):
-        self.size = max(1, capacity // 2)
         self.order: OrderedDict = OrderedDict()  # every key seen, least recently used first
-        self.lru: OrderedDict = OrderedDict()
-        self.small = TinyLFUPolicy(maxsize=self.size, adapt="fixed")
+        self.leaders = _Leaders(max(1, capacity // 2))
         self.requests = self.lru_lead = self.disagreements = 0
 
     def observe(self, key: Hashable) -> None:
-        order, lru = self.order, self.lru
+        order = self.order
         if key in order:
             order.move_to_end(key)
         else:
             order[key] = None
-        scored = len(lru) >= self.size
-        lru_hit = key in lru
-        if lru_hit:
-            lru.move_to_end(key)
-        else:
-            lru[key] = None
-            if len(lru) > self.size:
-                lru.popitem(last=False)
-        small_hit = self.small.get(key) is not None
-        if not small_hit:
-            self.small.put(key, True)
+        scored = self.leaders.full()
+        lru_hit, small_hit = self.leaders.play(key)
         if scored:
             self.requests += 1
             if lru_hit != small_hit:
