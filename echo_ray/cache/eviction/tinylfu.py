@@ -61,8 +61,8 @@ How much room recency gets is not fixed (`adapt`):
   DEAD_BAND (1 point) and the split is on the frequency side, the cache is exact LRU (the
   window takes the whole cache; shadow and duel steps wait), until the 1% leader is over
   the band again and the split goes back to 1%. **The start:** until the cache first fills,
-  a fill trial plays every request on an LRU and a 1% W-TinyLFU of half the capacity (about
-  3x the cost of a request, for the fill only). If LRU led by the band, significantly, the
+  a fill trial plays every request on an LRU and a 1% W-TinyLFU of half the capacity (3-4x
+  the cost of a request, for the fill only). If LRU led by the band, significantly, the
   cache starts at the LRU end, in exact recency order; otherwise at Caffeine's 1%, which
   keeps the first keys that a loop comes back to.
 - "climb": Caffeine's hill climber: every `sample_factor` x capacity requests it
@@ -761,7 +761,7 @@ class TinyLFUPolicy(EvictionPolicy):
         if self._fill_trial is not None:
             self._fill_trial.observe(key)
             # This miss brings the first eviction; or the cache has not filled in a sample
-            # period, and the trial (which costs about 3x a request) ends anyway.
+            # period, and the trial (which costs 3-4x a request) ends anyway.
             if (not hit and len(self._data) - (key in self._data) >= self.capacity) \
                     or self._requests() >= self.sample_period:
                 self._end_fill()
