@@ -579,7 +579,6 @@ class TinyLFUPolicy(EvictionPolicy):
         if freq > MAX_COUNT:
             freq = MAX_COUNT
         if freq > self._victim_freq or (freq == self._victim_freq and self._ties_admit) \
-                or self._lru_mode \
                 or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER) \
                 or (came_back is not None and came_back > self._victim_entered):
             del region[victim]
@@ -699,7 +698,6 @@ class TinyLFUPolicy(EvictionPolicy):
                 freq = estimate(candidate)
                 if freq > self._victim_freq or (freq == self._victim_freq
                                                 and self._ties_admit) \
-                        or self._lru_mode \
                         or (freq >= ADMIT_JITTER_FREQ and self._jitter() < ADMIT_JITTER) \
                         or came_back > self._victim_entered:
                     self._victims.add(victim, self._drop(victim, region))
